@@ -1,0 +1,65 @@
+/* libflowexp: the context — threads, random numbers, scratch memory, errors.
+ *
+ * An fxp_ctx owns everything that would otherwise be global: the thread count
+ * used by OpenMP kernels and by OpenBLAS, the default random stream, the
+ * scratch workspace kernels draw from, the last error, and an optional log
+ * callback.  Two contexts in one process never interfere, except that
+ * OpenBLAS keeps one process-wide thread pool (calls from two contexts with
+ * different thread counts at the same moment are correct but may run with
+ * either count).
+ *
+ * A context is not thread-safe: use one context per calling thread.
+ */
+#ifndef FLOWEXP_CTX_H
+#define FLOWEXP_CTX_H
+
+#include "flowexp/common.h"
+#include "flowexp/rng.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fxp_ctx fxp_ctx;
+
+/* Log levels for the optional callback. The library logs nothing unless a
+ * callback is installed. */
+enum { FXP_LOG_ERROR = 0, FXP_LOG_WARN = 1, FXP_LOG_INFO = 2, FXP_LOG_DEBUG = 3 };
+typedef void (*fxp_log_fn)(void *user, int level, const char *message);
+
+/* Create a context.  Threads default to omp_get_max_threads() at creation
+ * (OMP_NUM_THREADS is honoured); the random stream is seeded with 0.
+ * Returns FXP_OK and *out, or FXP_ENOMEM (message in fxp_last_error()). */
+FXP_API int fxp_ctx_new(fxp_ctx **out);
+
+/* Free a context and its workspace. fxp_ctx_free(NULL) is a no-op. */
+FXP_API void fxp_ctx_free(fxp_ctx *ctx);
+
+/* Threads for OpenMP kernels and OpenBLAS calls made through this context.
+ * n >= 1; FXP_EINVAL otherwise. Results are deterministic for a given n. */
+FXP_API int fxp_ctx_set_threads(fxp_ctx *ctx, int n);
+FXP_API int fxp_ctx_threads(const fxp_ctx *ctx);
+
+/* The context's random stream (owned by the context). */
+FXP_API fxp_rng *fxp_ctx_rng(fxp_ctx *ctx);
+
+/* The last error raised through this context: its status (0 if none) and
+ * message ("" if none), e.g. "fxp_conv2d: input [2,3,5,5] has 3 channels but
+ * the kernel [4,2,3,3] expects 2". The message is overwritten by the next
+ * error; fxp_ctx_clear_error resets both. */
+FXP_API int fxp_ctx_status(const fxp_ctx *ctx);
+FXP_API const char *fxp_ctx_error(const fxp_ctx *ctx);
+FXP_API void fxp_ctx_clear_error(fxp_ctx *ctx);
+
+/* Install a log callback receiving messages up to `max_level`
+ * (FXP_LOG_*). fn == NULL removes it. */
+FXP_API void fxp_ctx_set_log(fxp_ctx *ctx, fxp_log_fn fn, void *user, int max_level);
+
+/* Bytes currently reserved by the context's scratch workspace (it grows to
+ * the largest request seen and is then reused without further allocation). */
+FXP_API size_t fxp_ctx_scratch_bytes(const fxp_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,89 @@
+/* The context: threads, RNG, scratch workspace, error state, logging. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#if FXP_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+int fxp_ctx_new(fxp_ctx **out)
+{
+    if (!out) return FXP_ERR(NULL, FXP_EINVAL, "out is NULL");
+    *out = NULL;
+    fxp_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return FXP_ERR(NULL, FXP_ENOMEM, "cannot allocate a context");
+#if FXP_HAVE_OPENMP
+    ctx->n_threads = omp_get_max_threads();
+#else
+    ctx->n_threads = 1;
+#endif
+    if (ctx->n_threads < 1) ctx->n_threads = 1;
+    fxp_rng_seed(&ctx->rng, 0);
+    fxp__arena_init(&ctx->scratch);
+    ctx->log_level = FXP_LOG_WARN;
+    *out = ctx;
+    return FXP_OK;
+}
+
+void fxp_ctx_free(fxp_ctx *ctx)
+{
+    if (!ctx) return;
+    fxp__arena_destroy(&ctx->scratch);
+    free(ctx);
+}
+
+int fxp_ctx_set_threads(fxp_ctx *ctx, int n)
+{
+    if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
+    if (n < 1) return FXP_ERR(ctx, FXP_EINVAL, "thread count must be >= 1, got %d", n);
+#if !FXP_HAVE_OPENMP
+    n = 1;
+#endif
+    ctx->n_threads = n;
+    return FXP_OK;
+}
+
+int fxp_ctx_threads(const fxp_ctx *ctx) { return ctx ? ctx->n_threads : 1; }
+
+fxp_rng *fxp_ctx_rng(fxp_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
+
+int fxp_ctx_status(const fxp_ctx *ctx) { return ctx ? ctx->status : FXP_EINVAL; }
+
+const char *fxp_ctx_error(const fxp_ctx *ctx) { return ctx ? ctx->errmsg : "ctx is NULL"; }
+
+void fxp_ctx_clear_error(fxp_ctx *ctx)
+{
+    if (!ctx) return;
+    ctx->status = FXP_OK;
+    ctx->errmsg[0] = '\0';
+}
+
+void fxp_ctx_set_log(fxp_ctx *ctx, fxp_log_fn fn, void *user, int max_level)
+{
+    if (!ctx) return;
+    ctx->log_fn = fn;
+    ctx->log_user = user;
+    ctx->log_level = max_level;
+}
+
+size_t fxp_ctx_scratch_bytes(const fxp_ctx *ctx) { return ctx ? fxp__arena_reserved(&ctx->scratch) : 0; }
+
+void *fxp__scratch_alloc(fxp_ctx *ctx, size_t bytes)
+{
+    void *p = fxp__arena_alloc(&ctx->scratch, bytes);
+    if (!p) FXP_ERR(ctx, FXP_ENOMEM, "cannot reserve %zu bytes of scratch memory", bytes);
+    return p;
+}
+
+fxp__arena_mark fxp__scratch_save(const fxp_ctx *ctx) { return fxp__arena_save(&ctx->scratch); }
+
+void fxp__scratch_restore(fxp_ctx *ctx, fxp__arena_mark m) { fxp__arena_restore(&ctx->scratch, m); }
+
+int fxp__has_nonfinite(const float *x, int64_t n)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    return bad;
+}

@@ -1,0 +1,105 @@
+/* Internal declarations shared by the library's translation units.
+ * Non-static internal symbols carry the fxp__ prefix and hidden visibility. */
+#ifndef FXP_INTERNAL_H
+#define FXP_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "flowexp.h"
+
+/* ---- errors ---------------------------------------------------------------
+ * FXP_ERR(ctx, code, fmt, ...) records "<function>: <message>" in ctx (may be
+ * NULL) and in the thread's last-error buffer, logs it at FXP_LOG_ERROR, and
+ * evaluates to `code`.  Usage: return FXP_ERR(ctx, FXP_ESHAPE, "x is %s", s); */
+#define FXP_ERR(ctx, code, ...) fxp__err((ctx), (code), __func__, __VA_ARGS__)
+int fxp__err(fxp_ctx *ctx, int code, const char *func, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+void fxp__log(fxp_ctx *ctx, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Evaluate a status expression; on failure jump to the function's `out:`
+ * label with `rc` holding the status. */
+#define FXP_TRY(expr)                                                        \
+    do {                                                                     \
+        rc = (expr);                                                         \
+        if (rc < 0) goto out;                                                \
+    } while (0)
+
+#define FXP_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define FXP_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define FXP_PI 3.14159265358979323846
+#define FXP_LN2 0.69314718055994530942
+
+/* ---- arena ----------------------------------------------------------------
+ * A chunked bump allocator with marks.  Allocations are 64-byte aligned.
+ * fxp__arena_reset() releases everything and, if more than one chunk was
+ * needed, replaces them by one chunk of the total size, so a loop that
+ * allocates the same amounts every step stops calling malloc after its first
+ * step. */
+typedef struct fxp__arena_chunk {
+    char *base;
+    size_t size, used;
+} fxp__arena_chunk;
+
+typedef struct fxp__arena {
+    fxp__arena_chunk *chunks;
+    int n_chunks, cap_chunks, cur;
+    size_t in_use, peak;
+} fxp__arena;
+
+typedef struct fxp__arena_mark {
+    int cur;
+    size_t used, in_use;
+} fxp__arena_mark;
+
+void fxp__arena_init(fxp__arena *a);
+void fxp__arena_destroy(fxp__arena *a);
+void *fxp__arena_alloc(fxp__arena *a, size_t bytes);
+void fxp__arena_reset(fxp__arena *a);
+fxp__arena_mark fxp__arena_save(const fxp__arena *a);
+void fxp__arena_restore(fxp__arena *a, fxp__arena_mark m);
+size_t fxp__arena_reserved(const fxp__arena *a);
+
+/* ---- context ---------------------------------------------------------------*/
+#define FXP_ERRMSG_MAX 1024
+
+struct fxp_ctx {
+    int n_threads;
+    fxp_rng rng;
+    fxp__arena scratch;  /* kernel workspace: use through fxp__scratch_* */
+    int status;
+    char errmsg[FXP_ERRMSG_MAX];
+    fxp_log_fn log_fn;
+    void *log_user;
+    int log_level;
+};
+
+/* Scratch memory for leaf kernels, used stack-like:
+ *     fxp__arena_mark m = fxp__scratch_save(ctx);
+ *     float *col = fxp__scratch_alloc(ctx, bytes);   // NULL -> FXP_ENOMEM set
+ *     ...
+ *     fxp__scratch_restore(ctx, m);
+ * Nested kernels may take their own scratch between save and restore. */
+void *fxp__scratch_alloc(fxp_ctx *ctx, size_t bytes);
+fxp__arena_mark fxp__scratch_save(const fxp_ctx *ctx);
+void fxp__scratch_restore(fxp_ctx *ctx, fxp__arena_mark m);
+
+/* ---- tensors ---------------------------------------------------------------*/
+/* Validate ndim/shape for creation: FXP_EINVAL naming `what` otherwise. */
+int fxp__check_shape(fxp_ctx *ctx, const char *func, const char *what, int ndim,
+                     const int *shape);
+
+/* ---- numbers ---------------------------------------------------------------*/
+/* Nonzero if any of the n floats is NaN or Inf. */
+int fxp__has_nonfinite(const float *x, int64_t n);
+
+#endif
