@@ -15,5 +15,7 @@
 #include "flowexp/tensor.h"
 #include "flowexp/params.h"
 #include "flowexp/tape.h"
+#include "flowexp/ops.h"
+#include "flowexp/optim.h"
 
 #endif
