@@ -1,0 +1,28 @@
+#!/bin/sh
+# Install the Debian packages libflowexp needs (if missing) and build it into
+# build/.  Called by ./run-demo and ./run-tests; safe to run repeatedly.
+set -eu
+cd "$(dirname "$0")/.."
+
+# Build dependencies from Debian 12. The OpenMP build of OpenBLAS matters: the
+# pthread build oversubscribes the cores inside OpenMP regions.
+pkgs="gcc libc6-dev meson ninja-build pkg-config libopenblas-openmp-dev libopenblas0-openmp
+      libhdf5-dev check zlib1g-dev libpng-dev"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+        || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    echo "setup: installing Debian packages:$missing"
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+if [ ! -f build/build.ninja ]; then
+    meson setup build --buildtype=release >/dev/null
+fi
+ninja -C build >/dev/null || ninja -C build   # rerun to show errors if it failed
