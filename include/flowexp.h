@@ -17,5 +17,6 @@
 #include "flowexp/tape.h"
 #include "flowexp/ops.h"
 #include "flowexp/optim.h"
+#include "flowexp/flow.h"
 
 #endif
