@@ -89,7 +89,8 @@ typedef enum fxp_padding {
 typedef struct fxp_conv2d_opts {
     fxp_padding padding;
     const float *mask;    /* optional fixed [C_out, C_in, kh, kw] multiplier on
-                             the weight (autoregressive convolutions); NULL: none */
+                             the weight (autoregressive convolutions); NULL: none.
+                             Must stay valid until the tape is reset. */
 } fxp_conv2d_opts;
 
 /* 2-D cross-correlation, stride 1, "same" output size:

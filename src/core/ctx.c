@@ -81,6 +81,15 @@ fxp__arena_mark fxp__scratch_save(const fxp_ctx *ctx) { return fxp__arena_save(&
 
 void fxp__scratch_restore(fxp_ctx *ctx, fxp__arena_mark m) { fxp__arena_restore(&ctx->scratch, m); }
 
+int fxp__omp_thread(void)
+{
+#if FXP_HAVE_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
 int fxp__has_nonfinite(const float *x, int64_t n)
 {
     int bad = 0;

@@ -98,6 +98,11 @@ void fxp__scratch_restore(fxp_ctx *ctx, fxp__arena_mark m);
 int fxp__check_shape(fxp_ctx *ctx, const char *func, const char *what, int ndim,
                      const int *shape);
 
+/* ---- threads ---------------------------------------------------------------*/
+/* The calling thread's number inside an OpenMP region (0 outside, or
+ * without OpenMP). */
+int fxp__omp_thread(void);
+
 /* ---- numbers ---------------------------------------------------------------*/
 /* Nonzero if any of the n floats is NaN or Inf. */
 int fxp__has_nonfinite(const float *x, int64_t n);

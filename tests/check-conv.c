@@ -1,0 +1,247 @@
+/* Convolution: im2col + GEMM kernels against naive loops on odd shapes,
+ * gradient checks of fxp_conv2d, alpha/beta, determinism, errors. */
+#include "testutil.h"
+
+#include "ops/conv2d.h"
+
+/* Naive transposed convolution and weight gradient, straight from the
+ * forward's definition y[n,o,i,j] = sum w[o,c,a,b] x[n,c,i+a-pa,j+b-pb]. */
+static int src_index(const fxp__conv_shape *s, int i, int a, int n_, int pad, int *out)
+{
+    int v = i + a - pad;
+    if (s->padding == FXP_PAD_CIRCULAR) v = ((v % n_) + n_) % n_;
+    else if (v < 0 || v >= n_) return 0;
+    *out = v;
+    return 1;
+}
+
+static void naive_backward(const fxp__conv_shape *s, const float *x, const float *w,
+                           const float *dy, double *dx, double *dw)
+{
+    const int H = s->h, W = s->w, pa = (s->kh - 1) / 2, pb = (s->kw - 1) / 2;
+    for (int n = 0; n < s->n; n++)
+        for (int o = 0; o < s->c_out; o++)
+            for (int i = 0; i < H; i++)
+                for (int j = 0; j < W; j++) {
+                    double g = dy[((n * s->c_out + o) * H + i) * W + j];
+                    for (int c = 0; c < s->c_in; c++)
+                        for (int a = 0; a < s->kh; a++)
+                            for (int b = 0; b < s->kw; b++) {
+                                int ii, jj;
+                                if (!src_index(s, i, a, H, pa, &ii) || !src_index(s, j, b, W, pb, &jj))
+                                    continue;
+                                int wi = ((o * s->c_in + c) * s->kh + a) * s->kw + b;
+                                int xi = ((n * s->c_in + c) * H + ii) * W + jj;
+                                dx[xi] += g * w[wi];
+                                dw[wi] += g * x[xi];
+                            }
+                }
+}
+
+static double rel_err_d(const float *a, const double *b, size_t n)
+{
+    double num = 0, den = 1e-12;
+    for (size_t i = 0; i < n; i++) {
+        num = fmax(num, fabs(a[i] - b[i]));
+        den = fmax(den, fabs(b[i]));
+    }
+    return num / den;
+}
+
+static void check_shape(fxp__conv_shape s, int threads)
+{
+    fxp_ctx *ctx = test_ctx(threads);
+    const size_t nx = (size_t)s.n * s.c_in * s.h * s.w, ny = (size_t)s.n * s.c_out * s.h * s.w,
+                 nw = (size_t)s.c_out * s.c_in * s.kh * s.kw;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(s.c_out * 4), *y = malloc(ny * 4),
+          *yr = malloc(ny * 4), *dy = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4),
+          *db = malloc(s.c_out * 4);
+    double *dxr = calloc(nx, 8), *dwr = calloc(nw, 8);
+    test_randn(x, nx, 1, 1);
+    test_randn(w, nw, 2, 1);
+    test_randn(b, (size_t)s.c_out, 3, 1);
+    test_randn(dy, ny, 4, 1);
+    for (int with_bias = 0; with_bias < 2; with_bias++) {
+        fxp__conv2d_naive(&s, yr, x, w, with_bias ? b : NULL);
+        ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, with_bias ? b : NULL, 1, 0));
+        ck_assert_msg(test_rel_err(y, yr, ny) < 1e-5, "forward %dx%d pad %d: %g", s.kh, s.kw,
+                      s.padding, test_rel_err(y, yr, ny));
+    }
+    naive_backward(&s, x, w, dy, dxr, dwr);
+    memset(dx, 0, nx * 4);
+    memset(dw, 0, nw * 4);
+    ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, 1, 0));
+    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw, dy, x, 1));
+    ck_assert_msg(rel_err_d(dx, dxr, nx) < 1e-5, "backward data: %g", rel_err_d(dx, dxr, nx));
+    ck_assert_msg(rel_err_d(dw, dwr, nw) < 1e-5, "backward weight: %g", rel_err_d(dw, dwr, nw));
+    memset(db, 0, s.c_out * 4);
+    fxp__conv2d_backward_bias(ctx, &s, db, dy);
+    for (int o = 0; o < s.c_out; o++) {
+        double acc = 0;
+        for (int n = 0; n < s.n; n++)
+            for (int k = 0; k < s.h * s.w; k++) acc += dy[(n * s.c_out + o) * s.h * s.w + k];
+        ck_assert_double_eq_tol(db[o], acc, 1e-4 * (1 + fabs(acc)));
+    }
+    free(x); free(w); free(b); free(y); free(yr); free(dy); free(dx); free(dw); free(db);
+    free(dxr); free(dwr);
+    fxp_ctx_free(ctx);
+}
+
+START_TEST(test_kernels_vs_naive)
+{
+    /* batch 3, 5x7 images, kernels 1/3/5 and 3x5, C_in != C_out */
+    const int ks[4][2] = { { 1, 1 }, { 3, 3 }, { 5, 5 }, { 3, 5 } };
+    for (int pad = 0; pad < 2; pad++)
+        for (int k = 0; k < 4; k++)
+            for (int threads = 1; threads <= 2; threads++) {
+                fxp__conv_shape s = { 3, 4, 5, 7, 6, ks[k][0], ks[k][1], (fxp_padding)pad };
+                check_shape(s, threads);
+                s.n = 1; /* fewer images than threads: the BLAS-threaded path */
+                check_shape(s, threads);
+            }
+}
+END_TEST
+
+START_TEST(test_alpha_beta)
+{
+    fxp_ctx *ctx = test_ctx(2);
+    fxp__conv_shape s = { 3, 2, 4, 5, 3, 3, 3, FXP_PAD_ZERO };
+    float x[120], w[54], y[180], y0[180], ref[180], dx[120], dx0[120], dxr[120], dy[180];
+    test_randn(x, 120, 1, 1);
+    test_randn(w, 54, 2, 1);
+    test_randn(y0, 180, 3, 1);
+    test_randn(dy, 180, 4, 1);
+    test_randn(dx0, 120, 5, 1);
+    fxp__conv2d_naive(&s, ref, x, w, NULL);
+    memcpy(y, y0, sizeof y);
+    ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, NULL, 0.5f, 2.0f));
+    for (int i = 0; i < 180; i++) ck_assert_float_eq_tol(y[i], 0.5f * ref[i] + 2 * y0[i], 1e-4f);
+    memset(dxr, 0, sizeof dxr);
+    ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dxr, dy, w, 1, 0));
+    memcpy(dx, dx0, sizeof dx);
+    ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, -1.5f, 0.25f));
+    for (int i = 0; i < 120; i++) ck_assert_float_eq_tol(dx[i], -1.5f * dxr[i] + 0.25f * dx0[i], 1e-4f);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- the tape op ---------------------------------------------------------------- */
+static float mask_buf[4 * 3 * 3 * 3];
+
+static int conv_fn(fxp_tape *t, fxp_var *const *in, fxp_var **out, void *user)
+{
+    const int mode = (int)(intptr_t)user; /* bit0 bias, bit1 mask, bit2 circular */
+    fxp_conv2d_opts o = { (mode & 4) ? FXP_PAD_CIRCULAR : FXP_PAD_ZERO,
+                          (mode & 2) ? mask_buf : NULL };
+    return fxp_conv2d(t, out, in[0], in[1], (mode & 1) ? in[2] : NULL, &o);
+}
+
+START_TEST(test_op_gradcheck)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    int sx[4] = { 2, 3, 4, 5 }, sw[4] = { 4, 3, 3, 3 }, sb[1] = { 4 };
+    fxp_tensor x, w, b;
+    ck_assert_ok(fxp_tensor_alloc(ctx, &x, 4, sx));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &w, 4, sw));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &b, 1, sb));
+    test_randn(x.data, 120, 1, 1);
+    test_randn(w.data, 108, 2, 0.5f);
+    test_randn(b.data, 4, 3, 1);
+    for (int i = 0; i < 108; i++) mask_buf[i] = (i * 7) % 3 ? 1.0f : 0.0f;
+    fxp_tensor *in[3] = { &x, &w, &b };
+    for (int mode = 0; mode < 8; mode++)
+        ck_assert_gradcheck(ctx, conv_fn, (void *)(intptr_t)mode, (mode & 1) ? 3 : 2, in, NULL,
+                            0, 1e-2);
+    /* masked-out weights get exactly zero gradient */
+    fxp_tape *t;
+    fxp_var *vx, *vw, *y, *l;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    ck_assert_ok(fxp_tape_input(t, &vx, &x, 0));
+    ck_assert_ok(fxp_tape_input(t, &vw, &w, 1));
+    ck_assert_ok(conv_fn(t, (fxp_var *[]){ vx, vw, NULL }, &y, (void *)(intptr_t)2));
+    ck_assert_ok(fxp_sum(t, &l, y, FXP_AXES_ALL, 0));
+    ck_assert_ok(fxp_tape_backward(t, l, NULL));
+    int nonzero = 0;
+    for (int i = 0; i < 108; i++) {
+        if (mask_buf[i] == 0.0f) ck_assert_float_eq(vw->grad[i], 0.0f);
+        else nonzero += vw->grad[i] != 0.0f;
+    }
+    ck_assert_int_gt(nonzero, 50);
+    fxp_tape_free(t);
+    fxp_tensor_release(&x);
+    fxp_tensor_release(&w);
+    fxp_tensor_release(&b);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_deterministic)
+{
+    fxp_ctx *ctx = test_ctx(2);
+    fxp__conv_shape s = { 8, 6, 9, 11, 5, 3, 3, FXP_PAD_ZERO };
+    size_t nx = 8 * 6 * 99, ny = 8 * 5 * 99, nw = 5 * 6 * 9;
+    float *x = malloc(nx * 4), *dy = malloc(ny * 4), *w = malloc(nw * 4), *dw1 = calloc(nw, 4),
+          *dw2 = calloc(nw, 4);
+    test_randn(x, nx, 1, 1);
+    test_randn(dy, ny, 2, 1);
+    test_randn(w, nw, 3, 1);
+    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw1, dy, x, 1));
+    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw2, dy, x, 1));
+    ck_assert_mem_eq(dw1, dw2, nw * 4);
+    free(x); free(dy); free(w); free(dw1); free(dw2);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_errors)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    int sx[4] = { 1, 3, 4, 4 }, sw_even[4] = { 2, 3, 2, 2 }, sw_c[4] = { 2, 5, 3, 3 },
+        sw_big[4] = { 2, 3, 5, 5 }, sb[1] = { 3 };
+    fxp_tensor x, we, wc, wb, b;
+    ck_assert_ok(fxp_tensor_alloc(ctx, &x, 4, sx));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &we, 4, sw_even));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &wc, 4, sw_c));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &wb, 4, sw_big));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &b, 1, sb));
+    fxp_var *vx, *ve, *vc, *vb, *vbias, *y;
+    ck_assert_ok(fxp_tape_input(t, &vx, &x, 0));
+    ck_assert_ok(fxp_tape_input(t, &ve, &we, 0));
+    ck_assert_ok(fxp_tape_input(t, &vc, &wc, 0));
+    ck_assert_ok(fxp_tape_input(t, &vb, &wb, 0));
+    ck_assert_ok(fxp_tape_input(t, &vbias, &b, 0));
+    ck_assert_fails(fxp_conv2d(t, &y, vx, ve, NULL, NULL), FXP_EINVAL, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "odd"));
+    ck_assert_fails(fxp_conv2d(t, &y, vx, vc, NULL, NULL), FXP_ESHAPE, ctx);
+    fxp_conv2d_opts circ = { FXP_PAD_CIRCULAR, NULL };
+    ck_assert_fails(fxp_conv2d(t, &y, vx, vb, NULL, &circ), FXP_EINVAL, ctx);
+    ck_assert_ok(fxp_conv2d(t, &y, vx, vb, NULL, NULL)); /* zero padding is fine */
+    ck_assert_fails(fxp_conv2d(t, &y, vx, vb, vbias, NULL), FXP_ESHAPE, ctx);
+    ck_assert_fails(fxp_conv2d(t, &y, vx, NULL, NULL, NULL), FXP_EINVAL, ctx);
+    fxp_tensor_release(&x);
+    fxp_tensor_release(&we);
+    fxp_tensor_release(&wc);
+    fxp_tensor_release(&wb);
+    fxp_tensor_release(&b);
+    fxp_tape_free(t);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *conv_suite(void)
+{
+    Suite *s = suite_create("conv");
+    TCase *tc = tcase_create("conv");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_kernels_vs_naive);
+    tcase_add_test(tc, test_alpha_beta);
+    tcase_add_test(tc, test_op_gradcheck);
+    tcase_add_test(tc, test_deterministic);
+    tcase_add_test(tc, test_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FXP_TEST_MAIN(conv_suite)
