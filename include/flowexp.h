@@ -18,5 +18,7 @@
 #include "flowexp/ops.h"
 #include "flowexp/optim.h"
 #include "flowexp/flow.h"
+#include "flowexp/expm.h"
+#include "flowexp/layers.h"
 
 #endif

@@ -1,0 +1,172 @@
+/* The convolution exponential: the conv operator for the series, the tape
+ * op, its trace, and the raw-buffer API. */
+#include <math.h>
+#include <string.h>
+
+#include "expm/expm_internal.h"
+#include "ops/conv2d.h"
+
+/* M = conv(.; K) on the whole batch [N, C, H, W]. */
+typedef struct conv_op {
+    fxp__conv_shape s;
+    const float *k;
+    fxp_var *kvar; /* gradient target, or NULL */
+} conv_op;
+
+static int conv_apply(void *self, fxp_ctx *ctx, const float *x, float *y)
+{
+    const conv_op *c = self;
+    return fxp__conv2d_forward(ctx, &c->s, y, x, c->k, NULL, 1, 0);
+}
+
+static int conv_apply_t(void *self, fxp_ctx *ctx, const float *x, float *y)
+{
+    const conv_op *c = self;
+    return fxp__conv2d_backward_data(ctx, &c->s, y, x, c->k, 1, 0);
+}
+
+/* dK += scale * d<g, conv(u; K)>/dK (the weight gradient of a convolution). */
+static int conv_param_grad(void *self, fxp_ctx *ctx, const float *u, const float *g, float scale)
+{
+    const conv_op *c = self;
+    if (!c->kvar || !c->kvar->grad) return FXP_OK;
+    return fxp__conv2d_backward_weight(ctx, &c->s, c->kvar->grad, g, u, scale);
+}
+
+static int conv_shape(fxp_ctx *ctx, const char *func, const fxp_tensor *x, const fxp_tensor *k,
+                      fxp_padding padding, fxp__conv_shape *s)
+{
+    char s1[64], s2[64];
+    if (x->ndim != 4 || k->ndim != 4 || k->shape[0] != x->shape[1] || k->shape[1] != x->shape[1])
+        return fxp__err(ctx, FXP_ESHAPE, func,
+                        "input %s and kernel %s do not fit (expected [N,C,H,W] and [C,C,kh,kw])",
+                        fxp_tensor_shape_str(x, s1, sizeof s1), fxp_tensor_shape_str(k, s2, sizeof s2));
+    *s = (fxp__conv_shape){ x->shape[0], x->shape[1], x->shape[2], x->shape[3], x->shape[1],
+                            k->shape[2], k->shape[3], padding };
+    return fxp__conv_check(ctx, func, s);
+}
+
+int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel, fxp_padding padding,
+                  int inverse, const fxp_expm_opts *opts, fxp_expm_info *info)
+{
+    if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
+    fxp_ctx *ctx = fxp_tape_ctx(t);
+    if (!out || !x || !kernel) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
+    fxp__conv_shape s;
+    int rc = conv_shape(ctx, __func__, &x->value, &kernel->value, padding, &s);
+    if (rc < 0) return rc;
+    conv_op *c = fxp_tape_alloc(t, sizeof *c);
+    fxp_linop *op = fxp_tape_alloc(t, sizeof *op);
+    if (!c || !op) return FXP_ENOMEM;
+    c->s = s;
+    c->k = kernel->value.data;
+    c->kvar = kernel;
+    *op = (fxp_linop){ c, fxp_tensor_numel(&x->value), conv_apply, conv_apply_t, conv_param_grad };
+    return fxp_expm_linop(t, out, x, op, inverse, 1, &kernel, opts, info);
+}
+
+/* ---- trace ---------------------------------------------------------------------
+ * Tr M = H W sum_c K[c, c, ca, cb]; dTr/dK[c, c, ca, cb] = H W. */
+typedef struct trace_saved {
+    int c, kh, kw;
+    double hw;
+} trace_saved;
+
+static int conv_trace_backward(fxp_tape *t, const fxp_node *n)
+{
+    (void)t;
+    const trace_saved *s = n->saved;
+    fxp_var *k = n->in[0];
+    if (!k->grad) return FXP_OK;
+    const int ca = (s->kh - 1) / 2, cb = (s->kw - 1) / 2;
+    for (int c = 0; c < s->c; c++)
+        k->grad[((int64_t)(c * s->c + c) * s->kh + ca) * s->kw + cb] += (float)s->hw * n->out->grad[0];
+    return FXP_OK;
+}
+
+int fxp_conv_trace(fxp_tape *t, fxp_var **out, fxp_var *kernel, int h, int w)
+{
+    if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
+    fxp_ctx *ctx = fxp_tape_ctx(t);
+    char s1[64];
+    if (!out || !kernel) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
+    const fxp_tensor *k = &kernel->value;
+    if (k->ndim != 4 || k->shape[0] != k->shape[1] || k->shape[2] % 2 == 0 || k->shape[3] % 2 == 0 ||
+        h < 1 || w < 1)
+        return FXP_ERR(ctx, FXP_ESHAPE, "kernel %s (odd [C,C,kh,kw]) on %dx%d images",
+                       fxp_tensor_shape_str(k, s1, sizeof s1), h, w);
+    trace_saved sv = { k->shape[0], k->shape[2], k->shape[3], (double)h * w };
+    double acc = 0;
+    const int ca = (sv.kh - 1) / 2, cb = (sv.kw - 1) / 2;
+    for (int c = 0; c < sv.c; c++) acc += k->data[((int64_t)(c * sv.c + c) * sv.kh + ca) * sv.kw + cb];
+    fxp_var *y;
+    int rc = fxp_tape_var(t, &y, 0, NULL);
+    if (rc < 0) return rc;
+    y->value.data[0] = (float)(sv.hw * acc);
+    if (fxp_tape_needs_grad(t, 1, &kernel)) {
+        trace_saved *s = fxp_tape_alloc(t, sizeof *s);
+        if (!s) return FXP_ENOMEM;
+        *s = sv;
+        if ((rc = fxp_tape_record(t, "fxp_conv_trace", conv_trace_backward, y, 1, &kernel, s)) < 0)
+            return rc;
+    }
+    *out = y;
+    return FXP_OK;
+}
+
+/* ---- raw-buffer API ---------------------------------------------------------------- */
+
+int fxp_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *kernel, int n, int c,
+                     int h, int w, int kh, int kw, int terms, int inverse)
+{
+    if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
+    if (!x || !y || !kernel) return FXP_ERR(ctx, FXP_EINVAL, "x, y or kernel is NULL");
+    if (terms < 1 || terms > 1000)
+        return FXP_ERR(ctx, FXP_EINVAL, "terms = %d outside [1, 1000]", terms);
+    fxp__conv_shape s = { n, c, h, w, c, kh, kw, FXP_PAD_ZERO };
+    int rc = fxp__conv_check(ctx, __func__, &s);
+    if (rc < 0) return rc;
+    const int64_t size = (int64_t)n * c * h * w, ksize = (int64_t)c * c * kh * kw;
+    if ((rc = fxp__check_finite_buf(ctx, __func__, "kernel", kernel, ksize)) < 0 ||
+        (rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0)
+        return rc;
+    /* The series runs into scratch and is copied to y only on success. */
+    fxp__arena_mark mark = fxp__scratch_save(ctx);
+    float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
+    if (!tmp) return FXP_ENOMEM;
+    conv_op cop = { s, kernel, NULL };
+    fxp_linop op = { &cop, size, conv_apply, conv_apply_t, NULL };
+    fxp_expm_opts o = fxp_expm_fixed(terms);
+    rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
+    if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
+    fxp__scratch_restore(ctx, mark);
+    return rc;
+}
+
+int fxp_conv_exp(const float *x, float *y, const float *kernel, int n, int c, int h, int w,
+                 int kh, int kw, int terms, int inverse)
+{
+    fxp_ctx *ctx;
+    int rc = fxp_ctx_new(&ctx);
+    if (rc < 0) return rc;
+    rc = fxp_conv_exp_ctx(ctx, x, y, kernel, n, c, h, w, kh, kw, terms, inverse);
+    fxp_ctx_free(ctx);
+    return rc;
+}
+
+double fxp_conv_exp_logdet(const float *kernel, int c, int h, int w, int kh, int kw)
+{
+    if (!kernel || c < 1 || h < 1 || w < 1 || kh < 1 || kw < 1 || kh % 2 == 0 || kw % 2 == 0) {
+        FXP_ERR(NULL, FXP_EINVAL, "bad arguments (kernel %p, c=%d h=%d w=%d, kernel %dx%d odd)",
+                (const void *)kernel, c, h, w, kh, kw);
+        return NAN;
+    }
+    double acc = 0;
+    const int ca = (kh - 1) / 2, cb = (kw - 1) / 2;
+    for (int i = 0; i < c; i++) acc += kernel[((int64_t)(i * c + i) * kh + ca) * kw + cb];
+    if (!isfinite(acc)) {
+        FXP_ERR(NULL, FXP_ENUMERIC, "kernel centre diagonal is not finite");
+        return NAN;
+    }
+    return (double)h * w * acc;
+}

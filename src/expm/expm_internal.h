@@ -1,0 +1,17 @@
+/* Internal pieces of the exponential (src/expm/). */
+#ifndef FXP_EXPM_INTERNAL_H
+#define FXP_EXPM_INTERNAL_H
+
+#include "core/internal.h"
+
+/* Validate options: FXP_EINVAL naming the field. */
+int fxp__expm_check_opts(fxp_ctx *ctx, const char *func, const fxp_expm_opts *o);
+
+/* Default options when the caller passes NULL: 6 fixed terms. */
+const fxp_expm_opts *fxp__expm_opts_or_default(const fxp_expm_opts *o);
+
+/* Reject NaN/Inf in n floats of `what` (FXP_ENUMERIC). */
+int fxp__check_finite_buf(fxp_ctx *ctx, const char *func, const char *what, const float *p,
+                          int64_t n);
+
+#endif

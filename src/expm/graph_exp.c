@@ -1,0 +1,282 @@
+/* The graph convolution exponential: adjacency normalisation, the GCL
+ * operator for the series, the tape op, the trace op, and the raw API. */
+#include <math.h>
+#include <string.h>
+
+#include "blas/blas.h"
+#include "expm/expm_internal.h"
+
+int fxp_graph_normalize(fxp_ctx *ctx, const fxp_tensor *adj, fxp_tensor *adj_hat, int *max_degree)
+{
+    char s1[64], s2[64];
+    if (!adj || !adj_hat || !adj->data || !adj_hat->data)
+        return FXP_ERR(ctx, FXP_EINVAL, "adjacency or output is NULL");
+    const int nd = adj->ndim;
+    if (!((nd == 2 || nd == 3) && adj->shape[nd - 1] == adj->shape[nd - 2]) ||
+        !fxp_tensor_same_shape(adj, adj_hat))
+        return FXP_ERR(ctx, FXP_ESHAPE, "adjacency %s must be [N,N] or [B,N,N] (output %s)",
+                       fxp_tensor_shape_str(adj, s1, sizeof s1),
+                       fxp_tensor_shape_str(adj_hat, s2, sizeof s2));
+    const int n = adj->shape[nd - 1], graphs = nd == 3 ? adj->shape[0] : 1;
+    int maxdeg = 0;
+    /* validate everything before writing (adj_hat may alias adj) */
+    for (int g = 0; g < graphs; g++) {
+        const float *a = adj->data + (int64_t)g * n * n;
+        for (int i = 0; i < n; i++) {
+            double d = 0;
+            int deg = 0;
+            for (int j = 0; j < n; j++) {
+                const float v = a[(int64_t)i * n + j];
+                if (!isfinite(v) || v < 0)
+                    return FXP_ERR(ctx, FXP_EINVAL, "graph %d: entry A[%d,%d] = %g must be finite "
+                                   "and >= 0", g, i, j, (double)v);
+                if (i == j && v != 0)
+                    return FXP_ERR(ctx, FXP_EINVAL, "graph %d: A[%d,%d] = %g: the layer's adjacency "
+                                   "has no self loops (theta0 covers them)", g, i, i, (double)v);
+                d += v;
+                deg += v != 0;
+            }
+            if (d <= 0)
+                return FXP_ERR(ctx, FXP_EINVAL, "graph %d: node %d has no neighbours", g, i);
+            maxdeg = FXP_MAX(maxdeg, deg);
+        }
+    }
+    double dinv[4096], *dv = dinv; /* D^-1/2 of one graph */
+    fxp__arena_mark mark = ctx ? fxp__scratch_save(ctx) : (fxp__arena_mark){ 0, 0, 0 };
+    if (n > 4096) {
+        if (!ctx) return FXP_ERR(ctx, FXP_EINVAL, "more than 4096 nodes need a context");
+        dv = fxp__scratch_alloc(ctx, (size_t)n * sizeof(double));
+        if (!dv) return FXP_ENOMEM;
+    }
+    for (int g = 0; g < graphs; g++) {
+        const float *a = adj->data + (int64_t)g * n * n;
+        float *o = adj_hat->data + (int64_t)g * n * n;
+        for (int i = 0; i < n; i++) {
+            double d = 0;
+            for (int j = 0; j < n; j++) d += a[(int64_t)i * n + j];
+            dv[i] = 1.0 / sqrt(d);
+        }
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                o[(int64_t)i * n + j] = (float)(dv[i] * a[(int64_t)i * n + j] * dv[j]);
+    }
+    if (ctx) fxp__scratch_restore(ctx, mark);
+    if (max_degree) *max_degree = maxdeg;
+    return FXP_OK;
+}
+
+/* M: X -> X theta0 + A_hat X theta1 on [B, N, F]. */
+typedef struct graph_op {
+    int b, n, f, shared;
+    const float *adj, *th0, *th1;
+    fxp_var *v0, *v1; /* gradient targets, or NULL */
+} graph_op;
+
+/* y[b] = op(A[b]) x[b] for every graph (op = transpose if tr), overwriting y. */
+static void adj_apply(fxp_ctx *ctx, const graph_op *g, int tr, const float *x, float *y)
+{
+    const int64_t gs = (int64_t)g->n * g->f, as = (int64_t)g->n * g->n;
+    const int n = g->n, f = g->f, B = g->b;
+#pragma omp parallel for num_threads(ctx->n_threads) if (B * gs > 16384) schedule(static)
+    for (int b = 0; b < B; b++) {
+        const float *a = g->adj + (g->shared ? 0 : b * as), *xb = x + b * gs;
+        float *yb = y + b * gs;
+        if ((int64_t)n * n * f >= 4096) {
+            fxp__sgemm_serial(tr, 0, n, f, n, 1, a, n, xb, f, 0, yb, f);
+            continue;
+        }
+        memset(yb, 0, (size_t)gs * sizeof(float));
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) {
+                const float aij = tr ? a[(int64_t)j * n + i] : a[(int64_t)i * n + j];
+                for (int k = 0; k < f; k++) yb[(int64_t)i * f + k] += aij * xb[(int64_t)j * f + k];
+            }
+    }
+}
+
+/* Y = X th0 + (A X) th1 (trans = 0), or Y = X th0^T + (A^T X) th1^T (trans = 1). */
+static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, int trans)
+{
+    const graph_op *g = self;
+    const int rows = g->b * g->n, f = g->f;
+    fxp__arena_mark m = fxp__scratch_save(ctx);
+    float *ax = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
+    if (!ax) return FXP_ENOMEM;
+    adj_apply(ctx, g, trans, x, ax);
+    fxp__sgemm(ctx, 0, trans, rows, f, f, 1, x, f, g->th0, f, 0, y, f);
+    fxp__sgemm(ctx, 0, trans, rows, f, f, 1, ax, f, g->th1, f, 1, y, f);
+    fxp__scratch_restore(ctx, m);
+    return FXP_OK;
+}
+
+static int graph_apply(void *self, fxp_ctx *ctx, const float *x, float *y)
+{
+    return graph_apply_any(self, ctx, x, y, 0);
+}
+
+static int graph_apply_t(void *self, fxp_ctx *ctx, const float *x, float *y)
+{
+    return graph_apply_any(self, ctx, x, y, 1);
+}
+
+/* dth0 += scale U^T G, dth1 += scale (A U)^T G (U, G as [B N, F]). */
+static int graph_param_grad(void *self, fxp_ctx *ctx, const float *u, const float *gr, float scale)
+{
+    const graph_op *g = self;
+    const int rows = g->b * g->n, f = g->f;
+    if (g->v0 && g->v0->grad)
+        fxp__sgemm(ctx, 1, 0, f, f, rows, scale, u, f, gr, f, 1, g->v0->grad, f);
+    if (g->v1 && g->v1->grad) {
+        fxp__arena_mark m = fxp__scratch_save(ctx);
+        float *au = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
+        if (!au) return FXP_ENOMEM;
+        adj_apply(ctx, g, 0, u, au);
+        fxp__sgemm(ctx, 1, 0, f, f, rows, scale, au, f, gr, f, 1, g->v1->grad, f);
+        fxp__scratch_restore(ctx, m);
+    }
+    return FXP_OK;
+}
+
+static int graph_check(fxp_ctx *ctx, const char *func, const fxp_tensor *x, const fxp_tensor *a,
+                       const fxp_tensor *t0, const fxp_tensor *t1, graph_op *g)
+{
+    char s1[64], s2[64], s3[64];
+    if (x->ndim != 3)
+        return fxp__err(ctx, FXP_ESHAPE, func, "x %s must be [B, N, F]",
+                        fxp_tensor_shape_str(x, s1, sizeof s1));
+    const int B = x->shape[0], N = x->shape[1], F = x->shape[2];
+    int shared = a->ndim == 2 && a->shape[0] == N && a->shape[1] == N;
+    if (!shared && !(a->ndim == 3 && a->shape[0] == B && a->shape[1] == N && a->shape[2] == N))
+        return fxp__err(ctx, FXP_ESHAPE, func, "adjacency %s must be [%d,%d] or [%d,%d,%d] for x %s",
+                        fxp_tensor_shape_str(a, s1, sizeof s1), N, N, B, N, N,
+                        fxp_tensor_shape_str(x, s2, sizeof s2));
+    if (t0->ndim != 2 || t0->shape[0] != F || t0->shape[1] != F || !fxp_tensor_same_shape(t0, t1))
+        return fxp__err(ctx, FXP_ESHAPE, func, "theta0 %s and theta1 %s must be [%d,%d]",
+                        fxp_tensor_shape_str(t0, s1, sizeof s1),
+                        fxp_tensor_shape_str(t1, s3, sizeof s3), F, F);
+    *g = (graph_op){ B, N, F, shared, a->data, t0->data, t1->data, NULL, NULL };
+    return FXP_OK;
+}
+
+int fxp_expm_graph(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_tensor *adj_hat,
+                   fxp_var *theta0, fxp_var *theta1, int inverse, const fxp_expm_opts *opts,
+                   fxp_expm_info *info)
+{
+    if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
+    fxp_ctx *ctx = fxp_tape_ctx(t);
+    if (!out || !x || !adj_hat || !adj_hat->data || !theta0 || !theta1)
+        return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
+    graph_op *g = fxp_tape_alloc(t, sizeof *g);
+    fxp_linop *op = fxp_tape_alloc(t, sizeof *op);
+    if (!g || !op) return FXP_ENOMEM;
+    int rc = graph_check(ctx, __func__, &x->value, adj_hat, &theta0->value, &theta1->value, g);
+    if (rc < 0) return rc;
+    g->v0 = theta0;
+    g->v1 = theta1;
+    *op = (fxp_linop){ g, fxp_tensor_numel(&x->value), graph_apply, graph_apply_t,
+                       graph_param_grad };
+    fxp_var *params[2] = { theta0, theta1 };
+    return fxp_expm_linop(t, out, x, op, inverse, 2, params, opts, info);
+}
+
+/* ---- trace of a square matrix: dTr/dm = I. */
+static int trace_backward(fxp_tape *t, const fxp_node *n)
+{
+    (void)t;
+    fxp_var *m = n->in[0];
+    if (!m->grad) return FXP_OK;
+    const int d = m->value.shape[0];
+    for (int i = 0; i < d; i++) m->grad[(int64_t)i * d + i] += n->out->grad[0];
+    return FXP_OK;
+}
+
+int fxp_trace(fxp_tape *t, fxp_var **out, fxp_var *m)
+{
+    if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
+    fxp_ctx *ctx = fxp_tape_ctx(t);
+    char s1[64];
+    if (!out || !m) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
+    if (m->value.ndim != 2 || m->value.shape[0] != m->value.shape[1])
+        return FXP_ERR(ctx, FXP_ESHAPE, "matrix %s is not square",
+                       fxp_tensor_shape_str(&m->value, s1, sizeof s1));
+    const int d = m->value.shape[0];
+    double acc = 0;
+    for (int i = 0; i < d; i++) acc += m->value.data[(int64_t)i * d + i];
+    fxp_var *y;
+    int rc = fxp_tape_var(t, &y, 0, NULL);
+    if (rc < 0) return rc;
+    y->value.data[0] = (float)acc;
+    if ((rc = fxp_tape_record(t, "fxp_trace", trace_backward, y, 1, &m, NULL)) < 0) return rc;
+    *out = y;
+    return FXP_OK;
+}
+
+/* ---- raw-buffer API ---------------------------------------------------------------- */
+
+int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *adj,
+                           const float *theta0, const float *theta1, int batch, int nodes,
+                           int features, int terms, int inverse)
+{
+    if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
+    if (!x || !y || !adj || !theta0 || !theta1)
+        return FXP_ERR(ctx, FXP_EINVAL, "x, y, adj, theta0 or theta1 is NULL");
+    if (batch < 1 || nodes < 1 || features < 1)
+        return FXP_ERR(ctx, FXP_EINVAL, "sizes must be >= 1 (batch %d, nodes %d, features %d)",
+                       batch, nodes, features);
+    if (terms < 1 || terms > 1000)
+        return FXP_ERR(ctx, FXP_EINVAL, "terms = %d outside [1, 1000]", terms);
+    const int64_t size = (int64_t)batch * nodes * features, fs = (int64_t)features * features;
+    int rc;
+    if ((rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0 ||
+        (rc = fxp__check_finite_buf(ctx, __func__, "theta0", theta0, fs)) < 0 ||
+        (rc = fxp__check_finite_buf(ctx, __func__, "theta1", theta1, fs)) < 0)
+        return rc;
+    fxp__arena_mark mark = fxp__scratch_save(ctx);
+    float *ahat = fxp__scratch_alloc(ctx, (size_t)nodes * nodes * sizeof(float));
+    float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
+    if (!ahat || !tmp) {
+        fxp__scratch_restore(ctx, mark);
+        return FXP_ENOMEM;
+    }
+    int shape[2] = { nodes, nodes };
+    fxp_tensor a = fxp_tensor_wrap((float *)adj, 2, shape), ah = fxp_tensor_wrap(ahat, 2, shape);
+    rc = fxp_graph_normalize(ctx, &a, &ah, NULL);
+    if (rc >= 0) {
+        graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL };
+        fxp_linop op = { &g, size, graph_apply, graph_apply_t, NULL };
+        fxp_expm_opts o = fxp_expm_fixed(terms);
+        rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
+    }
+    if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
+    fxp__scratch_restore(ctx, mark);
+    return rc;
+}
+
+int fxp_graph_conv_exp(const float *x, float *y, const float *adj, const float *theta0,
+                       const float *theta1, int batch, int nodes, int features, int terms,
+                       int inverse)
+{
+    fxp_ctx *ctx;
+    int rc = fxp_ctx_new(&ctx);
+    if (rc < 0) return rc;
+    rc = fxp_graph_conv_exp_ctx(ctx, x, y, adj, theta0, theta1, batch, nodes, features, terms,
+                                inverse);
+    fxp_ctx_free(ctx);
+    return rc;
+}
+
+double fxp_graph_conv_exp_logdet(const float *theta0, int nodes, int features)
+{
+    if (!theta0 || nodes < 1 || features < 1) {
+        FXP_ERR(NULL, FXP_EINVAL, "bad arguments (theta0 %p, nodes %d, features %d)",
+                (const void *)theta0, nodes, features);
+        return NAN;
+    }
+    double acc = 0;
+    for (int i = 0; i < features; i++) acc += theta0[(int64_t)i * features + i];
+    if (!isfinite(acc)) {
+        FXP_ERR(NULL, FXP_ENUMERIC, "theta0's diagonal is not finite");
+        return NAN;
+    }
+    return (double)nodes * acc;
+}

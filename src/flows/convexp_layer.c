@@ -1,0 +1,258 @@
+/* The convolution exponential flow layer as the authors build it (see
+ * layers.h): biases, a 1x1 channel mixer, exp of a spectrally normalised
+ * convolution. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "flows/flow_internal.h"
+
+typedef struct convexp_layer {
+    fxp_flow base;
+    fxp_convexp_opts o;
+    fxp_param *kernel, *pre, *post, *mixer, *u, *v;
+} convexp_layer;
+
+void fxp_convexp_opts_default(fxp_convexp_opts *o, int channels, int height, int width)
+{
+    *o = (fxp_convexp_opts){ channels, height, width, 3, FXP_PAD_ZERO, 1,
+                             channels <= 64 ? FXP_MIXER_PLAIN : FXP_MIXER_HOUSEHOLDER,
+                             channels <= 64 ? channels : 64, 0.9f, 1, 6, 13 };
+}
+
+/* Q = H(v_1) ... H(v_R) (or its transpose H(v_R) ... H(v_1)), H(v) = I - 2 v v^T / v^T v,
+ * built from tape ops so that gradients reach V. */
+static int householder(fxp_tape *t, fxp_var *V, int C, int R, int transpose, fxp_var **out)
+{
+    int rc, sq[2] = { C, C }, col[2] = { C, 1 };
+    fxp_var *q;
+    FXP_TRY(fxp__zeros(t, &q, 2, sq));
+    for (int i = 0; i < C; i++) q->value.data[(int64_t)i * C + i] = 1.0f;
+    for (int k = 0; k < R; k++) {
+        const int r = transpose ? R - 1 - k : k;
+        fxp_var *rest = V, *row, *tail, *v, *qv, *outer, *nrm;
+        if (r > 0) FXP_TRY(fxp_split(t, &tail, &rest, V, 0, r));
+        if (r < R - 1) FXP_TRY(fxp_split(t, &row, &tail, rest, 0, 1));
+        else row = rest;
+        FXP_TRY(fxp_reshape(t, &v, row, 2, col));
+        /* Q <- Q - 2 (Q v) v^T / (v^T v) */
+        FXP_TRY(fxp_matmul(t, &qv, q, v, 0, 0));
+        FXP_TRY(fxp_matmul(t, &outer, qv, v, 0, 1));
+        FXP_TRY(fxp_matmul(t, &nrm, v, v, 1, 0));
+        FXP_TRY(fxp_div(t, &outer, outer, nrm));
+        FXP_TRY(fxp_scale(t, &outer, outer, 2.0f));
+        FXP_TRY(fxp_sub(t, &q, q, outer));
+    }
+    *out = q;
+out:
+    return rc;
+}
+
+/* The per-pixel C x C map (inverse if `inverse`) as a [C,C,1,1] kernel, and
+ * its H W log|det| (0 for orthogonal mixers) as a scalar or NULL. */
+static int mixer_kernel(convexp_layer *l, fxp_tape *t, int inverse, fxp_var **k, fxp_var **ld)
+{
+    const int C = l->o.channels, k4[4] = { C, C, 1, 1 };
+    fxp_var *m, *q = NULL;
+    int rc;
+    *ld = NULL;
+    FXP_TRY(fxp_tape_param(t, &m, l->mixer));
+    if (l->o.mixer == FXP_MIXER_PLAIN) {
+        FXP_TRY(fxp_logabsdet(t, ld, m));
+        FXP_TRY(fxp_scale(t, ld, *ld, (float)l->o.height * l->o.width));
+        if (inverse) FXP_TRY(fxp_inverse(t, &q, m));
+        else q = m;
+    } else {
+        FXP_TRY(householder(t, m, C, l->o.reflections, inverse, &q));
+    }
+    FXP_TRY(fxp_reshape(t, k, q, 4, k4));
+out:
+    return rc;
+}
+
+static int check_x(convexp_layer *l, const fxp_var *x)
+{
+    const fxp_tensor *v = &x->value;
+    char s1[64];
+    if (v->ndim != 4 || v->shape[1] != l->o.channels || v->shape[2] != l->o.height ||
+        v->shape[3] != l->o.width)
+        return FXP_ERR(l->base.ctx, FXP_ESHAPE, "%s: x %s must be [B, %d, %d, %d]", l->base.name,
+                       fxp_tensor_shape_str(v, s1, sizeof s1), l->o.channels, l->o.height,
+                       l->o.width);
+    return FXP_OK;
+}
+
+/* K_hat and its trace term H W sum_c K_hat[c,c,centre]. */
+static int kernel_hat(convexp_layer *l, fxp_tape *t, const fxp_flow_io *io, fxp_var **kh,
+                      fxp_var **tr)
+{
+    fxp_var *k;
+    int rc;
+    FXP_TRY(fxp_tape_param(t, &k, l->kernel));
+    FXP_TRY(fxp_spectral_norm_conv(t, kh, k, fxp_param_value(l->u).data,
+                                   fxp_param_value(l->v).data, l->o.height, l->o.width,
+                                   l->o.padding, l->o.coeff, io->training ? l->o.power_steps : 0,
+                                   NULL));
+    FXP_TRY(fxp_conv_trace(t, tr, *kh, l->o.height, l->o.width));
+out:
+    return rc;
+}
+
+static int finish_logdet(fxp_tape *t, const fxp_var *x, fxp_var *tr, fxp_var *ldm, float sign,
+                         fxp_var **logdet)
+{
+    fxp_var *z, *s = tr;
+    int rc;
+    if (ldm) FXP_TRY(fxp_add(t, &s, s, ldm));
+    if (sign < 0) FXP_TRY(fxp_scale(t, &s, s, -1.0f));
+    FXP_TRY(fxp__zeros(t, &z, 1, x->value.shape));
+    FXP_TRY(fxp_add(t, logdet, z, s));
+out:
+    return rc;
+}
+
+static int convexp_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x,
+                           fxp_var **z, fxp_var **logdet)
+{
+    convexp_layer *l = (convexp_layer *)f;
+    fxp_var *h = x, *b, *k, *kh, *tr, *ldm = NULL;
+    int rc;
+    FXP_TRY(check_x(l, x));
+    if (l->o.biases) {
+        FXP_TRY(fxp_tape_param(t, &b, l->pre));
+        FXP_TRY(fxp_add(t, &h, h, b));
+    }
+    if (l->o.mixer != FXP_MIXER_NONE) {
+        FXP_TRY(mixer_kernel(l, t, 0, &k, &ldm));
+        FXP_TRY(fxp_conv2d(t, &h, h, k, NULL, NULL));
+    }
+    FXP_TRY(kernel_hat(l, t, io, &kh, &tr));
+    fxp_expm_opts o = fxp_expm_fixed(io->training ? l->o.terms_train : l->o.terms_eval);
+    FXP_TRY(fxp_expm_conv(t, &h, h, kh, l->o.padding, 0, &o, NULL));
+    if (l->o.biases) {
+        FXP_TRY(fxp_tape_param(t, &b, l->post));
+        FXP_TRY(fxp_add(t, &h, h, b));
+    }
+    FXP_TRY(finish_logdet(t, x, tr, ldm, 1, logdet));
+    *z = h;
+out:
+    return rc;
+}
+
+/* Exactly the reverse order: - post, exp(-M), Q^-1, - pre. */
+static int convexp_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z,
+                           fxp_var **x, fxp_var **logdet)
+{
+    convexp_layer *l = (convexp_layer *)f;
+    fxp_var *h = z, *b, *k, *kh, *tr, *ldm = NULL;
+    int rc;
+    FXP_TRY(check_x(l, z));
+    if (l->o.biases) {
+        FXP_TRY(fxp_tape_param(t, &b, l->post));
+        FXP_TRY(fxp_sub(t, &h, h, b));
+    }
+    FXP_TRY(kernel_hat(l, t, io, &kh, &tr));
+    fxp_expm_opts o = fxp_expm_fixed(io->training ? l->o.terms_train : l->o.terms_eval);
+    FXP_TRY(fxp_expm_conv(t, &h, h, kh, l->o.padding, 1, &o, NULL));
+    if (l->o.mixer != FXP_MIXER_NONE) {
+        FXP_TRY(mixer_kernel(l, t, 1, &k, &ldm));
+        FXP_TRY(fxp_conv2d(t, &h, h, k, NULL, NULL));
+    }
+    if (l->o.biases) {
+        FXP_TRY(fxp_tape_param(t, &b, l->pre));
+        FXP_TRY(fxp_sub(t, &h, h, b));
+    }
+    FXP_TRY(finish_logdet(t, z, tr, ldm, -1, logdet));
+    *x = h;
+out:
+    return rc;
+}
+
+static void convexp_destroy(fxp_flow *f) { free(f); }
+
+static const fxp_flow_vtable convexp_vtable = { "convexp", convexp_forward, convexp_inverse,
+                                                convexp_destroy };
+
+/* A random orthogonal C x C matrix: Gram-Schmidt on Gaussian columns. */
+static void random_orthogonal(fxp_rng *rng, float *q, int c)
+{
+    double *a = malloc((size_t)c * c * sizeof(double));
+    float *g = malloc((size_t)c * c * sizeof(float));
+    if (!a || !g) { /* fall back to the identity */
+        for (int i = 0; i < c * c; i++) q[i] = (i % (c + 1)) == 0;
+        free(a);
+        free(g);
+        return;
+    }
+    fxp_rng_normal(rng, g, (size_t)c * c, 0, 1);
+    for (int i = 0; i < c * c; i++) a[i] = g[i];
+    for (int j = 0; j < c; j++) { /* column j of a (stride c) */
+        for (int p = 0; p < j; p++) {
+            double d = 0;
+            for (int i = 0; i < c; i++) d += a[i * c + j] * a[i * c + p];
+            for (int i = 0; i < c; i++) a[i * c + j] -= d * a[i * c + p];
+        }
+        double n = 0;
+        for (int i = 0; i < c; i++) n += a[i * c + j] * a[i * c + j];
+        n = sqrt(n);
+        for (int i = 0; i < c; i++) a[i * c + j] /= n;
+    }
+    for (int i = 0; i < c * c; i++) q[i] = (float)a[i];
+    free(a);
+    free(g);
+}
+
+int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_convexp_opts *opts,
+                    fxp_rng *rng, fxp_flow **out)
+{
+    if (!ps || !opts || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
+    const fxp_convexp_opts *o = opts;
+    if (o->channels < 1 || o->height < 1 || o->width < 1 || o->kernel < 1 || o->kernel % 2 == 0 ||
+        (o->padding != FXP_PAD_ZERO && o->padding != FXP_PAD_CIRCULAR) ||
+        (o->padding == FXP_PAD_CIRCULAR && (o->kernel > o->height || o->kernel > o->width)) ||
+        o->mixer < FXP_MIXER_NONE || o->mixer > FXP_MIXER_HOUSEHOLDER ||
+        (o->mixer == FXP_MIXER_HOUSEHOLDER && o->reflections < 1) || !(o->coeff > 0) ||
+        o->power_steps < 0 || o->terms_train < 1 || o->terms_eval < 1 || o->terms_train > 1000 ||
+        o->terms_eval > 1000)
+        return FXP_ERR(ctx, FXP_EINVAL,
+                       "bad options: C=%d H=%d W=%d kernel %d (odd; <= H, W if circular), "
+                       "mixer %d (R=%d), coeff %g > 0, power_steps %d >= 0, terms %d/%d in [1,1000]",
+                       o->channels, o->height, o->width, o->kernel, (int)o->mixer, o->reflections,
+                       (double)o->coeff, o->power_steps, o->terms_train, o->terms_eval);
+    convexp_layer *l = calloc(1, sizeof *l);
+    if (!l) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate layer %s", name ? name : "");
+    int rc;
+    char pn[FXP_PARAM_NAME_MAX];
+    const int C = o->channels, k = o->kernel;
+    const int ks[4] = { C, C, k, k }, bs[4] = { 1, C, o->height, o->width },
+              ms[2] = { o->mixer == FXP_MIXER_HOUSEHOLDER ? o->reflections : C, C };
+    const int uv = C * o->height * o->width;
+    FXP_TRY(fxp__flow_init(&l->base, &convexp_vtable, ctx, name));
+    l->o = *o;
+    struct { const char *leaf; int kind, nd; const int *shape; fxp_param **p; int on; } reg[] = {
+        { "kernel", FXP_PARAM_TRAINABLE, 4, ks, &l->kernel, 1 },
+        { "pre_bias", FXP_PARAM_TRAINABLE, 4, bs, &l->pre, o->biases },
+        { "post_bias", FXP_PARAM_TRAINABLE, 4, bs, &l->post, o->biases },
+        { "mixer", FXP_PARAM_TRAINABLE, 2, ms, &l->mixer, o->mixer != FXP_MIXER_NONE },
+        { "u", FXP_PARAM_STATE, 1, &uv, &l->u, 1 },
+        { "v", FXP_PARAM_STATE, 1, &uv, &l->v, 1 },
+    };
+    for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++) {
+        if (!reg[i].on) continue;
+        FXP_TRY(fxp__flow_param_name(&l->base, reg[i].leaf, pn, sizeof pn));
+        FXP_TRY(fxp_params_add(ps, pn, reg[i].kind, reg[i].nd, reg[i].shape, reg[i].p));
+    }
+    fxp_rng_normal(rng, fxp_param_value(l->kernel).data, (size_t)C * C * k * k, 0,
+                   1.0f / (float)(C * k * k));
+    if (o->mixer == FXP_MIXER_PLAIN) random_orthogonal(rng, fxp_param_value(l->mixer).data, C);
+    if (o->mixer == FXP_MIXER_HOUSEHOLDER)
+        fxp_rng_normal(rng, fxp_param_value(l->mixer).data, (size_t)ms[0] * C, 0, 1);
+    fxp_spectral_init(rng, fxp_param_value(l->u).data, uv);
+    fxp_spectral_init(rng, fxp_param_value(l->v).data, uv);
+    *out = &l->base;
+    return FXP_OK;
+out:
+    free(l);
+    return rc;
+}

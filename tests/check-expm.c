@@ -1,0 +1,908 @@
+/* The exponential of linear maps: equivalent-matrix tests against a double
+ * Pade exponential, log-determinants against the explicit Jacobian, inverse
+ * round trips, gradients (through spectral normalisation too), equivariance,
+ * spectral-norm estimates, adaptive truncation, memory, the raw-buffer API,
+ * and the flow layers. */
+#include "testutil.h"
+
+#include "expm_ref.h"
+#include "ops/conv2d.h"
+
+/* ---- helpers ------------------------------------------------------------------- */
+
+/* y = exp(+-M) x for a conv, through the tape op with gradients off. */
+static void conv_exp_tape(fxp_ctx *ctx, float *x, const int xs[4], float *k, int kk,
+                          fxp_padding pad, int inverse, const fxp_expm_opts *o, float *y,
+                          fxp_expm_info *info)
+{
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    fxp_tape_set_grad_enabled(t, 0);
+    int ks[4] = { xs[1], xs[1], kk, kk };
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tk = fxp_tensor_wrap(k, 4, ks);
+    fxp_var *vx, *vk, *vy;
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+    ck_assert_ok(fxp_tape_input(t, &vk, &tk, 0));
+    ck_assert_ok(fxp_expm_conv(t, &vy, vx, vk, pad, inverse, o, info));
+    memcpy(y, vy->value.data, (size_t)fxp_tensor_numel(&tx) * sizeof(float));
+    fxp_tape_free(t);
+}
+
+/* The conv's matrix M (n = C H W) by applying it to unit vectors. */
+static void conv_matrix(fxp_ctx *ctx, const float *k, int c, int h, int w, int kk, fxp_padding pad,
+                        double *m)
+{
+    const int n = c * h * w;
+    fxp__conv_shape s = { 1, c, h, w, c, kk, kk, pad };
+    float *e = calloc((size_t)n, 4), *y = malloc((size_t)n * 4);
+    for (int j = 0; j < n; j++) {
+        e[j] = 1;
+        ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, e, k, NULL, 1, 0));
+        for (int i = 0; i < n; i++) m[i * n + j] = y[i];
+        e[j] = 0;
+    }
+    free(e);
+    free(y);
+}
+
+static double max_abs_diff_d(const float *a, const double *b, int n)
+{
+    double d = 0;
+    for (int i = 0; i < n; i++) d = fmax(d, fabs(a[i] - b[i]));
+    return d;
+}
+
+/* ---- equivalent matrices and log-determinants ------------------------------------- */
+
+START_TEST(test_conv_vs_pade_and_logdet)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int C = 2, H = 3, W = 4, n = C * H * W;
+    for (int pad = 0; pad < 2; pad++) {
+        float k[2 * 2 * 9], x[24], y[24];
+        test_randn(k, 36, 10 + pad, 0.4f);
+        test_randn(x, 24, 20 + pad, 1.0f);
+        double *m = malloc(sizeof(double) * n * n), *e = malloc(sizeof(double) * n * n);
+        conv_matrix(ctx, k, C, H, W, 3, (fxp_padding)pad, m);
+        ref_expm(m, e, n);
+        double ref[24];
+        for (int i = 0; i < n; i++) {
+            ref[i] = 0;
+            for (int j = 0; j < n; j++) ref[i] += e[i * n + j] * x[j];
+        }
+        const int xs[4] = { 1, C, H, W };
+        fxp_expm_opts o = fxp_expm_fixed(30);
+        fxp_expm_info info;
+        conv_exp_tape(ctx, x, xs, k, 3, (fxp_padding)pad, 0, &o, y, &info);
+        ck_assert_int_eq(info.terms, 30);
+        ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "pad %d: series vs Pade %g", pad,
+                      max_abs_diff_d(y, ref, n));
+        /* log|det exp(M)| = Tr M = H W sum_c K[c,c,1,1], also for circular padding */
+        double trace = 0;
+        for (int i = 0; i < n; i++) trace += m[i * n + i];
+        const double formula = (double)H * W * (k[(0 * C + 0) * 9 + 4] + k[(1 * C + 1) * 9 + 4]);
+        ck_assert_double_eq_tol(trace, formula, 1e-6);
+        ck_assert_double_eq_tol(ref_logabsdet(e, n), formula, 1e-6);
+        if (pad == 0)
+            ck_assert_double_eq_tol(fxp_conv_exp_logdet(k, C, H, W, 3, 3), formula, 1e-6);
+        free(m);
+        free(e);
+    }
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* M of the graph operator via the raw API with one term: (I + M) e_j - e_j. */
+static void graph_matrix(const float *adj, const float *t0, const float *t1, int N, int F, double *m)
+{
+    const int n = N * F;
+    float *e = calloc((size_t)n, 4), *y = malloc((size_t)n * 4);
+    for (int j = 0; j < n; j++) {
+        e[j] = 1;
+        ck_assert_ok(fxp_graph_conv_exp(e, y, adj, t0, t1, 1, N, F, 1, 0));
+        for (int i = 0; i < n; i++) m[i * n + j] = y[i] - (i == j);
+        e[j] = 0;
+    }
+    free(e);
+    free(y);
+}
+
+static void random_graph(float *adj, int N, uint64_t seed)
+{
+    float r[256];
+    test_randn(r, (size_t)N * N, seed, 1);
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j <= i; j++) {
+            float v = i == j ? 0.0f : (fabsf(r[i * N + j]) > 0.3f ? 1.0f + fabsf(r[i * N + j]) : 0.0f);
+            if (i != j && j == i - 1) v = 1.0f; /* a path keeps every node connected */
+            adj[i * N + j] = adj[j * N + i] = v;
+        }
+}
+
+START_TEST(test_graph_vs_pade_and_logdet)
+{
+    const int N = 5, F = 3, n = N * F;
+    float adj[25], t0[9], t1[9], x[15], y[15];
+    random_graph(adj, N, 1);
+    test_randn(t0, 9, 2, 0.4f);
+    test_randn(t1, 9, 3, 0.4f);
+    test_randn(x, 15, 4, 1);
+    double m[225], e[225], ref[15];
+    graph_matrix(adj, t0, t1, N, F, m);
+    ref_expm(m, e, n);
+    for (int i = 0; i < n; i++) {
+        ref[i] = 0;
+        for (int j = 0; j < n; j++) ref[i] += e[i * n + j] * x[j];
+    }
+    ck_assert_ok(fxp_graph_conv_exp(x, y, adj, t0, t1, 1, N, F, 30, 0));
+    ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "graph series vs Pade %g", max_abs_diff_d(y, ref, n));
+    const double ld = fxp_graph_conv_exp_logdet(t0, N, F);
+    ck_assert_double_eq_tol(ld, N * (double)(t0[0] + t0[4] + t0[8]), 1e-6);
+    ck_assert_double_eq_tol(ref_logabsdet(e, n), ld, 1e-5);
+    /* the explicit M matches X theta0 + D^-1/2 A D^-1/2 X theta1 entry by entry */
+    double deg[5] = { 0 };
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) deg[i] += adj[i * N + j];
+    for (int i = 0; i < N; i++)
+        for (int a = 0; a < F; a++)
+            for (int j = 0; j < N; j++)
+                for (int b = 0; b < F; b++) {
+                    double want = (i == j ? t0[b * F + a] : 0) +
+                                  adj[i * N + j] / sqrt(deg[i] * deg[j]) * t1[b * F + a];
+                    ck_assert_double_eq_tol(m[(i * F + a) * n + j * F + b], want, 1e-6);
+                }
+}
+END_TEST
+
+START_TEST(test_dense_vs_pade)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int d = 6, B = 3;
+    float w[36], x[18];
+    test_randn(w, 36, 5, 0.5f);
+    test_randn(x, 18, 6, 1);
+    double m[36], e[36];
+    for (int i = 0; i < 36; i++) m[i] = w[i];
+    ref_expm(m, e, d);
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    int xs[2] = { B, d }, ws[2] = { d, d };
+    fxp_tensor tx = fxp_tensor_wrap(x, 2, xs), tw = fxp_tensor_wrap(w, 2, ws);
+    fxp_var *vx, *vw, *vy, *vt;
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+    ck_assert_ok(fxp_tape_input(t, &vw, &tw, 0));
+    fxp_expm_opts o = fxp_expm_fixed(30);
+    ck_assert_ok(fxp_expm_dense(t, &vy, vx, vw, 0, &o, NULL));
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < d; i++) {
+            double r = 0;
+            for (int j = 0; j < d; j++) r += e[i * d + j] * x[b * d + j];
+            ck_assert_double_eq_tol(vy->value.data[b * d + i], r, 1e-5);
+        }
+    ck_assert_ok(fxp_trace(t, &vt, vw));
+    ck_assert_double_eq_tol(ref_logabsdet(e, d), vt->value.data[0], 1e-5);
+    fxp_tape_free(t);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- inverse round trip ------------------------------------------------------------- */
+
+START_TEST(test_inverse_round_trip)
+{
+    fxp_ctx *ctx = test_ctx(2);
+    const int xs[4] = { 3, 4, 6, 5 };
+    float x[360], y[360], z[360], k[144];
+    test_randn(x, 360, 1, 1);
+    test_randn(k, 144, 2, 0.5f / 6); /* ||M|| around 0.5 */
+    for (int pad = 0; pad < 2; pad++) {
+        fxp_expm_opts o = fxp_expm_fixed(13);
+        fxp_expm_info info;
+        conv_exp_tape(ctx, x, xs, k, 3, (fxp_padding)pad, 0, &o, y, &info);
+        ck_assert_int_eq(info.terms, 13);
+        ck_assert(info.last_norm > 0 && info.last_norm < 1e-6);
+        conv_exp_tape(ctx, y, xs, k, 3, (fxp_padding)pad, 1, &o, z, &info);
+        ck_assert_msg(test_rel_err(z, x, 360) < 1e-5, "round trip %g", test_rel_err(z, x, 360));
+    }
+    float adj[16], t0[4], t1[4], g[2 * 4 * 2], gy[16], gz[16];
+    random_graph(adj, 4, 3);
+    test_randn(t0, 4, 4, 0.3f);
+    test_randn(t1, 4, 5, 0.3f);
+    test_randn(g, 16, 6, 1);
+    ck_assert_ok(fxp_graph_conv_exp_ctx(ctx, g, gy, adj, t0, t1, 2, 4, 2, 13, 0));
+    ck_assert_ok(fxp_graph_conv_exp_ctx(ctx, gy, gz, adj, t0, t1, 2, 4, 2, 13, 1));
+    ck_assert_msg(test_rel_err(gz, g, 16) < 1e-5, "graph round trip %g", test_rel_err(gz, g, 16));
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- gradient checks -------------------------------------------------------------- */
+
+static float g_adj_hat[2 * 4 * 4];
+static int g_adj_shape[3];
+static int g_adj_nd;
+
+enum { GC_CONV, GC_CONV_CIRC_INV, GC_GRAPH, GC_DENSE, GC_SN_CONV, GC_SN_DENSE, GC_LOGDET,
+       GC_INVERSE, GC_CONV_TRACE };
+
+static float sn_u[64], sn_v[64];
+
+static int expm_fn(fxp_tape *t, fxp_var *const *in, fxp_var **out, void *user)
+{
+    const int kind = (int)(intptr_t)user;
+    fxp_expm_opts o = fxp_expm_fixed(6);
+    fxp_tensor ah = fxp_tensor_wrap(g_adj_hat, g_adj_nd, g_adj_shape);
+    fxp_var *y;
+    int rc;
+    switch (kind) {
+    case GC_CONV: return fxp_expm_conv(t, out, in[0], in[1], FXP_PAD_ZERO, 0, &o, NULL);
+    case GC_CONV_CIRC_INV: return fxp_expm_conv(t, out, in[0], in[1], FXP_PAD_CIRCULAR, 1, &o, NULL);
+    case GC_GRAPH: return fxp_expm_graph(t, out, in[0], &ah, in[1], in[2], 0, &o, NULL);
+    case GC_DENSE: return fxp_expm_dense(t, out, in[0], in[1], 1, &o, NULL);
+    case GC_SN_CONV: /* 0 power steps: u, v fixed across evaluations */
+        if ((rc = fxp_spectral_norm_conv(t, &y, in[0], sn_u, sn_v, 3, 3, FXP_PAD_ZERO, 0.3f, 0,
+                                         NULL)) < 0)
+            return rc;
+        return fxp_square(t, out, y);
+    case GC_SN_DENSE:
+        if ((rc = fxp_spectral_norm_dense(t, &y, in[0], sn_u, sn_v, 0.3f, 0, NULL)) < 0) return rc;
+        return fxp_square(t, out, y);
+    case GC_LOGDET: return fxp_logabsdet(t, out, in[0]);
+    case GC_INVERSE: return fxp_inverse(t, out, in[0]);
+    case GC_CONV_TRACE: return fxp_conv_trace(t, out, in[0], 3, 4);
+    }
+    return FXP_EINVAL;
+}
+
+START_TEST(test_gradients)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    float x[2 * 2 * 3 * 4], k[2 * 2 * 9];
+    int xs[4] = { 2, 2, 3, 4 }, ks[4] = { 2, 2, 3, 3 };
+    test_randn(x, 48, 1, 1);
+    test_randn(k, 36, 2, 0.3f);
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tk = fxp_tensor_wrap(k, 4, ks);
+    fxp_tensor *conv_in[2] = { &tx, &tk };
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_CONV, 2, conv_in, NULL, 0, 1e-2);
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_CONV_CIRC_INV, 2, conv_in, NULL, 0, 1e-2);
+
+    /* graph: shared and per-graph adjacency */
+    float adj[16], gx[2 * 4 * 2], t0[4], t1[4];
+    random_graph(adj, 4, 7);
+    test_randn(gx, 16, 8, 1);
+    test_randn(t0, 4, 9, 0.4f);
+    test_randn(t1, 4, 10, 0.4f);
+    int gs[3] = { 2, 4, 2 }, ts[2] = { 2, 2 };
+    fxp_tensor tg = fxp_tensor_wrap(gx, 3, gs), tt0 = fxp_tensor_wrap(t0, 2, ts),
+               tt1 = fxp_tensor_wrap(t1, 2, ts);
+    fxp_tensor *graph_in[3] = { &tg, &tt0, &tt1 };
+    int as[2] = { 4, 4 };
+    fxp_tensor ta = fxp_tensor_wrap(adj, 2, as), tah = fxp_tensor_wrap(g_adj_hat, 2, as);
+    ck_assert_ok(fxp_graph_normalize(ctx, &ta, &tah, NULL));
+    g_adj_nd = 2;
+    memcpy(g_adj_shape, as, sizeof as);
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_GRAPH, 3, graph_in, NULL, 0, 1e-2);
+    float adj2[32];
+    random_graph(adj2, 4, 11);
+    random_graph(adj2 + 16, 4, 12);
+    int as3[3] = { 2, 4, 4 };
+    fxp_tensor ta3 = fxp_tensor_wrap(adj2, 3, as3), tah3 = fxp_tensor_wrap(g_adj_hat, 3, as3);
+    ck_assert_ok(fxp_graph_normalize(ctx, &ta3, &tah3, NULL));
+    g_adj_nd = 3;
+    memcpy(g_adj_shape, as3, sizeof as3);
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_GRAPH, 3, graph_in, NULL, 0, 1e-2);
+
+    float dx[3 * 4], w[16];
+    int dxs[2] = { 3, 4 }, ws[2] = { 4, 4 };
+    test_randn(dx, 12, 13, 1);
+    test_randn(w, 16, 14, 0.4f);
+    fxp_tensor tdx = fxp_tensor_wrap(dx, 2, dxs), tw = fxp_tensor_wrap(w, 2, ws);
+    fxp_tensor *dense_in[2] = { &tdx, &tw };
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_DENSE, 2, dense_in, NULL, 0, 1e-2);
+
+    /* spectral normalisation, with sigma > coeff so the rescaling is active */
+    fxp_rng r;
+    fxp_rng_seed(&r, 3);
+    float kk[2 * 2 * 9];
+    test_randn(kk, 36, 15, 1);
+    fxp_spectral_init(&r, sn_u, 18);
+    fxp_spectral_init(&r, sn_v, 18);
+    {
+        fxp_tape *t;
+        fxp_var *vk, *y;
+        float sigma;
+        fxp_tensor tkk = fxp_tensor_wrap(kk, 4, ks);
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        ck_assert_ok(fxp_tape_input(t, &vk, &tkk, 0));
+        ck_assert_ok(fxp_spectral_norm_conv(t, &y, vk, sn_u, sn_v, 3, 3, FXP_PAD_ZERO, 0.3f, 50,
+                                            &sigma));
+        ck_assert(sigma > 0.3f);
+        fxp_tape_free(t);
+        fxp_tensor *sn_in[1] = { &tkk };
+        ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_SN_CONV, 1, sn_in, NULL, 0, 1e-2);
+    }
+    fxp_spectral_init(&r, sn_u, 4);
+    fxp_spectral_init(&r, sn_v, 4);
+    {
+        fxp_tape *t;
+        fxp_var *vw, *y;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        ck_assert_ok(fxp_tape_input(t, &vw, &tw, 0));
+        ck_assert_ok(fxp_spectral_norm_dense(t, &y, vw, sn_u, sn_v, 0.3f, 50, NULL));
+        fxp_tape_free(t);
+        fxp_tensor *sn_in[1] = { &tw };
+        ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_SN_DENSE, 1, sn_in, NULL, 0, 1e-2);
+    }
+    for (int i = 0; i < 4; i++) w[i * 5] += 2.0f; /* well conditioned */
+    fxp_tensor *m_in[1] = { &tw };
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_LOGDET, 1, m_in, NULL, 0, 1e-2);
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_INVERSE, 1, m_in, NULL, 0, 1e-2);
+    fxp_tensor *k_in[1] = { &tk };
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_CONV_TRACE, 1, k_in, NULL, 0, 1e-2);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- equivariance (Theorem 1) -------------------------------------------------------- */
+
+START_TEST(test_graph_permutation_equivariance)
+{
+    const int N = 6, F = 3, B = 2;
+    float adj[36], padj[36], t0[9], t1[9], x[36], px[36], y[36], py[36];
+    random_graph(adj, N, 21);
+    test_randn(t0, 9, 22, 0.4f);
+    test_randn(t1, 9, 23, 0.4f);
+    test_randn(x, 36, 24, 1);
+    const int perm[6] = { 3, 0, 5, 1, 4, 2 };
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) padj[i * N + j] = adj[perm[i] * N + perm[j]];
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < N; i++)
+            for (int f = 0; f < F; f++) px[(b * N + i) * F + f] = x[(b * N + perm[i]) * F + f];
+    ck_assert_ok(fxp_graph_conv_exp(x, y, adj, t0, t1, B, N, F, 13, 0));
+    ck_assert_ok(fxp_graph_conv_exp(px, py, padj, t0, t1, B, N, F, 13, 0));
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < N; i++)
+            for (int f = 0; f < F; f++)
+                ck_assert_float_eq_tol(py[(b * N + i) * F + f], y[(b * N + perm[i]) * F + f], 1e-5f);
+}
+END_TEST
+
+START_TEST(test_conv_shift_equivariance)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int C = 2, H = 20, W = 20, n = C * H * W;
+    const int xs[4] = { 1, C, H, W };
+    float *x = calloc(n, 4), *sx = calloc(n, 4), *y = malloc(n * 4), *sy = malloc(n * 4), k[36];
+    test_randn(k, 36, 30, 0.3f);
+    fxp_expm_opts o = fxp_expm_fixed(6);
+    /* circular: any cyclic shift, exactly up to rounding */
+    test_randn(x, (size_t)n, 31, 1);
+    const int di = 7, dj = 3;
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++)
+                sx[(c * H + (i + di) % H) * W + (j + dj) % W] = x[(c * H + i) * W + j];
+    conv_exp_tape(ctx, x, xs, k, 3, FXP_PAD_CIRCULAR, 0, &o, y, NULL);
+    conv_exp_tape(ctx, sx, xs, k, 3, FXP_PAD_CIRCULAR, 0, &o, sy, NULL);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < H; i++)
+            for (int j = 0; j < W; j++)
+                ck_assert_float_eq_tol(sy[(c * H + (i + di) % H) * W + (j + dj) % W],
+                                       y[(c * H + i) * W + j], 1e-5f);
+    /* zero padding: content in the centre stays 6 pixels away from the border
+     * after 6 terms, so a shift by one pixel commutes */
+    memset(x, 0, n * 4);
+    memset(sx, 0, n * 4);
+    for (int c = 0; c < C; c++)
+        for (int i = 8; i < 11; i++)
+            for (int j = 8; j < 11; j++) {
+                x[(c * H + i) * W + j] = (float)(1 + c + i * 0.1 + j * 0.01);
+                sx[(c * H + i + 1) * W + j + 1] = x[(c * H + i) * W + j];
+            }
+    conv_exp_tape(ctx, x, xs, k, 3, FXP_PAD_ZERO, 0, &o, y, NULL);
+    conv_exp_tape(ctx, sx, xs, k, 3, FXP_PAD_ZERO, 0, &o, sy, NULL);
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < H - 1; i++)
+            for (int j = 0; j < W - 1; j++)
+                ck_assert_float_eq_tol(sy[(c * H + i + 1) * W + j + 1], y[(c * H + i) * W + j], 1e-5f);
+    free(x); free(sx); free(y); free(sy);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- spectral norm against the true operator norm ------------------------------------ */
+
+START_TEST(test_spectral_norm_estimate)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int C = 2, H = 4, W = 4, n = C * H * W;
+    float k[36], u[32], v[32], sigma;
+    test_randn(k, 36, 40, 1);
+    for (int pad = 0; pad < 2; pad++) {
+        double *m = malloc(sizeof(double) * n * n);
+        conv_matrix(ctx, k, C, H, W, 3, (fxp_padding)pad, m);
+        const double truth = ref_sigma_max(m, n, n);
+        fxp_rng r;
+        fxp_rng_seed(&r, 41);
+        fxp_spectral_init(&r, u, n);
+        fxp_spectral_init(&r, v, n);
+        fxp_tape *t;
+        fxp_var *vk, *y;
+        int ks[4] = { C, C, 3, 3 };
+        fxp_tensor tk = fxp_tensor_wrap(k, 4, ks);
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        ck_assert_ok(fxp_tape_input(t, &vk, &tk, 0));
+        ck_assert_ok(fxp_spectral_norm_conv(t, &y, vk, u, v, H, W, (fxp_padding)pad, 0.9f, 300,
+                                            &sigma));
+        ck_assert_msg(fabs(sigma - truth) < 1e-3 * truth, "pad %d: sigma %g, true %g", pad,
+                      (double)sigma, truth);
+        /* the normalised operator has norm coeff */
+        conv_matrix(ctx, y->value.data, C, H, W, 3, (fxp_padding)pad, m);
+        ck_assert_double_eq_tol(ref_sigma_max(m, n, n), 0.9, 1e-3);
+        fxp_tape_free(t);
+        free(m);
+    }
+    /* dense: a 5 x 3 matrix */
+    float w[15], du[5], dv[3];
+    test_randn(w, 15, 42, 1);
+    double md[15];
+    for (int i = 0; i < 15; i++) md[i] = w[i];
+    fxp_rng r;
+    fxp_rng_seed(&r, 43);
+    fxp_spectral_init(&r, du, 5);
+    fxp_spectral_init(&r, dv, 3);
+    fxp_tape *t;
+    fxp_var *vw, *y;
+    int ws[2] = { 5, 3 };
+    fxp_tensor tw = fxp_tensor_wrap(w, 2, ws);
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    ck_assert_ok(fxp_tape_input(t, &vw, &tw, 0));
+    ck_assert_ok(fxp_spectral_norm_dense(t, &y, vw, du, dv, 100.0f, 200, &sigma));
+    ck_assert_double_eq_tol(sigma, ref_sigma_max(md, 5, 3), 1e-4);
+    ck_assert_float_eq(y->value.data[0], w[0]); /* sigma < coeff: unchanged */
+    fxp_tape_free(t);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- adaptive truncation: the certified bound holds ------------------------------------ */
+
+START_TEST(test_adaptive_terms)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int xs[4] = { 2, 3, 8, 8 }, n = 384;
+    float x[384], y[384], yref[384], k[81], u[192], v[192], sigma;
+    test_randn(x, n, 50, 1);
+    test_randn(k, 81, 51, 0.2f);
+    fxp_rng r;
+    fxp_rng_seed(&r, 52);
+    fxp_spectral_init(&r, u, 192);
+    fxp_spectral_init(&r, v, 192);
+    fxp_tape *t;
+    fxp_var *vk, *y2;
+    int ks[4] = { 3, 3, 3, 3 };
+    fxp_tensor tk = fxp_tensor_wrap(k, 4, ks);
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    ck_assert_ok(fxp_tape_input(t, &vk, &tk, 0));
+    ck_assert_ok(fxp_spectral_norm_conv(t, &y2, vk, u, v, 8, 8, FXP_PAD_ZERO, 100.f, 200, &sigma));
+    fxp_tape_free(t);
+    fxp_expm_opts fixed = fxp_expm_fixed(40);
+    conv_exp_tape(ctx, x, xs, k, 3, FXP_PAD_ZERO, 0, &fixed, yref, NULL);
+    for (int pass = 0; pass < 2; pass++) {
+        double tol = pass ? 1e-7 : 1e-3;
+        fxp_expm_opts o = { 0, tol, 1, 60, 1.01 * sigma };
+        fxp_expm_info info;
+        conv_exp_tape(ctx, x, xs, k, 3, FXP_PAD_ZERO, 0, &o, y, &info);
+        ck_assert(info.terms >= 1 && info.terms < 40);
+        ck_assert(info.error_bound >= 0);
+        double err = 0, xn = 0;
+        for (int i = 0; i < n; i++) {
+            err += (double)(y[i] - yref[i]) * (y[i] - yref[i]);
+            xn += (double)x[i] * x[i];
+        }
+        err = sqrt(err);
+        ck_assert_msg(info.error_bound <= tol * sqrt(xn), "bound %g above tol", info.error_bound);
+        ck_assert_msg(err <= info.error_bound + 1e-5 * sqrt(xn), "error %g > bound %g (terms %d)",
+                      err, info.error_bound, info.terms);
+    }
+    /* a tolerance that cannot be met within max_terms is reported */
+    fxp_expm_opts bad = { 0, 1e-30, 1, 3, 0 };
+    fxp_tape *t2;
+    fxp_var *vx, *vk2, *vy;
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs);
+    ck_assert_ok(fxp_tape_new(ctx, &t2));
+    ck_assert_ok(fxp_tape_input(t2, &vx, &tx, 0));
+    ck_assert_ok(fxp_tape_input(t2, &vk2, &tk, 0));
+    ck_assert_fails(fxp_expm_conv(t2, &vy, vx, vk2, FXP_PAD_ZERO, 0, &bad, NULL), FXP_ECONVERGE, ctx);
+    fxp_tape_free(t2);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- memory: forward + backward hold terms + 2 activation buffers ---------------------- */
+
+START_TEST(test_memory_terms_plus_two)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int xs[4] = { 16, 8, 16, 16 }, T = 6;
+    const size_t act = 16 * 8 * 256 * sizeof(float);
+    float *x = malloc(act), k[576];
+    test_randn(x, act / 4, 60, 1);
+    test_randn(k, 576, 61, 0.05f);
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    int ks[4] = { 8, 8, 3, 3 };
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tk = fxp_tensor_wrap(k, 4, ks);
+    fxp_var *vx, *vk, *y, *l;
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+    ck_assert_ok(fxp_tape_input(t, &vk, &tk, 1));
+    fxp_expm_opts o = fxp_expm_fixed(T);
+    ck_assert_ok(fxp_expm_conv(t, &y, vx, vk, FXP_PAD_ZERO, 0, &o, NULL));
+    ck_assert_ok(fxp_sum(t, &l, y, FXP_AXES_ALL, 0));
+    size_t before = fxp_tape_bytes_in_use(t);
+    ck_assert_ok(fxp_tape_backward(t, l, NULL));
+    const size_t tape_peak = fxp_tape_bytes_peak(t);
+    /* tape: y, t_1..t_{T-1}, dL/dy = T + 1 buffers (+ small kernel-sized items);
+     * scratch: one buffer for a_i (and im2col for one image per thread) */
+    const size_t slack = 64 * 1024;
+    ck_assert_msg(tape_peak <= (size_t)(T + 1) * act + slack, "tape peak %zu > %zu", tape_peak,
+                  (size_t)(T + 1) * act + slack);
+    const size_t im2col = (size_t)8 * 9 * 256 * sizeof(float);
+    ck_assert_msg(fxp_ctx_scratch_bytes(ctx) <= 1 * act + im2col + 2 * 1024 * 1024,
+                  "scratch %zu", fxp_ctx_scratch_bytes(ctx));
+    ck_assert_uint_gt(before, (size_t)T * act);
+    fxp_tape_free(t);
+    free(x);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- raw-buffer API -------------------------------------------------------------------- */
+
+START_TEST(test_raw_api_matches_and_aliases)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    const int xs[4] = { 2, 3, 5, 4 };
+    float x[120], y[120], yt[120], k[81];
+    test_randn(x, 120, 70, 1);
+    test_randn(k, 81, 71, 0.2f);
+    ck_assert_ok(fxp_conv_exp(x, y, k, 2, 3, 5, 4, 3, 3, 6, 0));
+    fxp_expm_opts o = fxp_expm_fixed(6);
+    conv_exp_tape(ctx, x, xs, k, 3, FXP_PAD_ZERO, 0, &o, yt, NULL);
+    ck_assert_mem_eq(y, yt, sizeof y);
+    float a[120];
+    memcpy(a, x, sizeof a);
+    ck_assert_ok(fxp_conv_exp(a, a, k, 2, 3, 5, 4, 3, 3, 6, 0)); /* y aliases x */
+    ck_assert_mem_eq(a, y, sizeof a);
+    ck_assert_ok(fxp_conv_exp_ctx(ctx, x, a, k, 2, 3, 5, 4, 3, 3, 20, 0));
+    ck_assert_ok(fxp_conv_exp_ctx(ctx, a, a, k, 2, 3, 5, 4, 3, 3, 20, 1));
+    ck_assert_msg(test_rel_err(a, x, 120) < 1e-5, "round trip %g", test_rel_err(a, x, 120));
+    /* graph: raw vs tape op */
+    float adj[25], ah[25], t0[4], t1[4], g[3 * 5 * 2], gy[30];
+    random_graph(adj, 5, 72);
+    test_randn(t0, 4, 73, 0.3f);
+    test_randn(t1, 4, 74, 0.3f);
+    test_randn(g, 30, 75, 1);
+    ck_assert_ok(fxp_graph_conv_exp(g, gy, adj, t0, t1, 3, 5, 2, 6, 0));
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    int as[2] = { 5, 5 }, gs[3] = { 3, 5, 2 }, ts[2] = { 2, 2 };
+    fxp_tensor ta = fxp_tensor_wrap(adj, 2, as), tah = fxp_tensor_wrap(ah, 2, as);
+    int maxdeg = 0;
+    ck_assert_ok(fxp_graph_normalize(ctx, &ta, &tah, &maxdeg));
+    ck_assert_int_ge(maxdeg, 1);
+    fxp_tensor tg = fxp_tensor_wrap(g, 3, gs), tt0 = fxp_tensor_wrap(t0, 2, ts),
+               tt1 = fxp_tensor_wrap(t1, 2, ts);
+    fxp_var *vg, *v0, *v1, *vy;
+    ck_assert_ok(fxp_tape_input(t, &vg, &tg, 0));
+    ck_assert_ok(fxp_tape_input(t, &v0, &tt0, 0));
+    ck_assert_ok(fxp_tape_input(t, &v1, &tt1, 0));
+    ck_assert_ok(fxp_expm_graph(t, &vy, vg, &tah, v0, v1, 0, &o, NULL));
+    ck_assert_mem_eq(vy->value.data, gy, sizeof gy);
+    fxp_tape_free(t);
+    memcpy(g, gy, sizeof g);
+    ck_assert_ok(fxp_graph_conv_exp(g, g, adj, t0, t1, 3, 5, 2, 6, 1));
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+#define SENTINEL 12345.0f
+
+static void fill(float *y, int n)
+{
+    for (int i = 0; i < n; i++) y[i] = SENTINEL;
+}
+
+static void untouched(const float *y, int n)
+{
+    for (int i = 0; i < n; i++) ck_assert_float_eq(y[i], SENTINEL);
+}
+
+#define RAW_FAILS(expr, y, n)                                                      \
+    do {                                                                           \
+        fill(y, n);                                                                \
+        int rc_ = (expr);                                                          \
+        ck_assert_msg(rc_ < 0, "%s succeeded", #expr);                             \
+        ck_assert_msg(fxp_last_error()[0] != 0, "%s: no message", #expr);          \
+        untouched(y, n);                                                           \
+    } while (0)
+
+START_TEST(test_raw_api_errors)
+{
+    float x[60], y[60], k[27], kbad[36], adj[9], t[4];
+    test_randn(x, 60, 80, 1);
+    test_randn(k, 27, 81, 0.1f);
+    RAW_FAILS(fxp_conv_exp(x, y, k, 0, 3, 4, 5, 3, 3, 6, 0), y, 60);
+    RAW_FAILS(fxp_conv_exp(x, y, k, 1, 3, 4, 5, 3, -3, 6, 0), y, 60);
+    RAW_FAILS(fxp_conv_exp(x, y, kbad, 1, 3, 4, 5, 2, 2, 6, 0), y, 60);
+    RAW_FAILS(fxp_conv_exp(x, y, k, 1, 3, 4, 5, 3, 3, 0, 0), y, 60);
+    RAW_FAILS(fxp_conv_exp(NULL, y, k, 1, 3, 4, 5, 3, 3, 6, 0), y, 60);
+    RAW_FAILS(fxp_conv_exp(x, y, NULL, 1, 3, 4, 5, 3, 3, 6, 0), y, 60);
+    x[17] = NAN;
+    RAW_FAILS(fxp_conv_exp(x, y, k, 1, 3, 4, 5, 3, 3, 6, 0), y, 60);
+    ck_assert_ptr_nonnull(strstr(fxp_last_error(), "NaN"));
+    x[17] = 0;
+    k[4] = INFINITY;
+    RAW_FAILS(fxp_conv_exp(x, y, k, 1, 3, 4, 5, 3, 3, 6, 0), y, 60);
+    k[4] = 0;
+    ck_assert(isnan(fxp_conv_exp_logdet(k, 3, 4, 5, 2, 3)));
+    ck_assert(fxp_last_error()[0] != 0);
+    ck_assert(isnan(fxp_conv_exp_logdet(NULL, 3, 4, 5, 3, 3)));
+    /* graph: an isolated node, a self loop, bad sizes, NULL, terms < 1 */
+    float g[2 * 3 * 2];
+    test_randn(g, 12, 82, 1);
+    test_randn(t, 4, 83, 0.1f);
+    const float isolated[9] = { 0, 1, 0, 1, 0, 0, 0, 0, 0 };
+    RAW_FAILS(fxp_graph_conv_exp(g, y, isolated, t, t, 2, 3, 2, 6, 0), y, 12);
+    ck_assert_ptr_nonnull(strstr(fxp_last_error(), "node 2 has no neighbours"));
+    const float loop[9] = { 1, 1, 1, 1, 0, 1, 1, 1, 0 };
+    RAW_FAILS(fxp_graph_conv_exp(g, y, loop, t, t, 2, 3, 2, 6, 0), y, 12);
+    for (int i = 0; i < 9; i++) adj[i] = i % 4 ? 1.0f : 0.0f;
+    RAW_FAILS(fxp_graph_conv_exp(g, y, adj, t, t, 0, 3, 2, 6, 0), y, 12);
+    RAW_FAILS(fxp_graph_conv_exp(g, y, adj, t, t, 2, 3, 2, 0, 0), y, 12);
+    RAW_FAILS(fxp_graph_conv_exp(g, y, adj, NULL, t, 2, 3, 2, 6, 0), y, 12);
+    g[3] = NAN;
+    RAW_FAILS(fxp_graph_conv_exp(g, y, adj, t, t, 2, 3, 2, 6, 0), y, 12);
+    g[3] = 0;
+    ck_assert_ok(fxp_graph_conv_exp(g, y, adj, t, t, 2, 3, 2, 6, 0));
+    ck_assert(isnan(fxp_graph_conv_exp_logdet(t, 0, 2)));
+    ck_assert(isnan(fxp_graph_conv_exp_logdet(NULL, 3, 2)));
+}
+END_TEST
+
+/* ---- the flow layers ----------------------------------------------------------------------- */
+
+/* Brute-force Jacobian of an affine map x -> f(x) (exact by linearity), and
+ * the layer's reported logdet; both for example 0 of a batch of 1. */
+static void layer_checks(fxp_ctx *ctx, fxp_flow *f, const fxp_flow_io *io, int nd,
+                         const int *shape, double tol_logdet)
+{
+    const int n = (int)(shape[1] * (nd > 2 ? shape[2] : 1) * (nd > 3 ? shape[3] : 1));
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    fxp_tape_set_grad_enabled(t, 0);
+    float *x = malloc(n * 4), *e = malloc(n * 4), *f0 = malloc(n * 4);
+    double *jac = malloc(sizeof(double) * n * n);
+    test_randn(x, (size_t)n, 90, 1);
+    fxp_tensor tx = fxp_tensor_wrap(x, nd, shape);
+    fxp_var *vx, *z, *ld, *xr, *ldr;
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+    ck_assert_ok(fxp_flow_forward(f, t, io, vx, &z, &ld));
+    memcpy(f0, z->value.data, n * 4);
+    const double logdet = ld->value.data[0];
+    ck_assert_ok(fxp_flow_inverse(f, t, io, z, &xr, &ldr));
+    ck_assert_msg(test_rel_err(xr->value.data, x, n) < 1e-5, "round trip %g",
+                  test_rel_err(xr->value.data, x, n));
+    ck_assert_float_eq_tol(ldr->value.data[0], -logdet, 1e-4 * (1 + fabs(logdet)));
+    for (int j = 0; j < n; j++) {
+        memcpy(e, x, n * 4);
+        e[j] += 1.0f;
+        fxp_tensor te = fxp_tensor_wrap(e, nd, shape);
+        fxp_var *ve, *ze, *le;
+        fxp_tape_reset(t);
+        ck_assert_ok(fxp_tape_input(t, &ve, &te, 0));
+        ck_assert_ok(fxp_flow_forward(f, t, io, ve, &ze, &le));
+        for (int i = 0; i < n; i++) jac[i * n + j] = (double)ze->value.data[i] - f0[i];
+    }
+    const double brute = ref_logabsdet(jac, n);
+    ck_assert_msg(fabs(brute - logdet) < tol_logdet, "logdet %g, brute force %g", logdet, brute);
+    free(x); free(e); free(f0); free(jac);
+    fxp_tape_free(t);
+}
+
+
+/* Parameter gradients of L = sum_i r_i z_i + sum_b ld_b against central
+ * differences over every trainable parameter of ps. */
+static double layer_loss(fxp_ctx *ctx, fxp_flow *f, const fxp_flow_io *io, fxp_tensor *x,
+                         fxp_params *ps, int backward)
+{
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    fxp_tape_set_grad_enabled(t, backward);
+    fxp_var *vx, *z, *ld, *s, *l;
+    ck_assert_ok(fxp_tape_input(t, &vx, x, 0));
+    ck_assert_ok(fxp_flow_forward(f, t, io, vx, &z, &ld));
+    const int64_t n = fxp_tensor_numel(&z->value);
+    float *r = malloc((size_t)n * 4);
+    test_randn(r, (size_t)n, 999, 1);
+    int rs[1] = { (int)n };
+    fxp_tensor tr = fxp_tensor_wrap(r, 1, rs);
+    fxp_var *vr, *zf;
+    ck_assert_ok(fxp_tape_input(t, &vr, &tr, 0));
+    ck_assert_ok(fxp_reshape(t, &zf, z, 1, rs));
+    ck_assert_ok(fxp_mul(t, &s, zf, vr));
+    ck_assert_ok(fxp_sum(t, &s, s, FXP_AXES_ALL, 0));
+    ck_assert_ok(fxp_sum(t, &l, ld, FXP_AXES_ALL, 0));
+    ck_assert_ok(fxp_add(t, &l, l, s));
+    double v = l->value.data[0];
+    if (backward) {
+        fxp_params_zero_grad(ps);
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+    }
+    free(r);
+    fxp_tape_free(t);
+    return v;
+}
+
+static void param_gradcheck(fxp_ctx *ctx, fxp_flow *f, const fxp_flow_io *io, fxp_tensor *x,
+                            fxp_params *ps)
+{
+    layer_loss(ctx, f, io, x, ps, 1);
+    const size_t n = fxp_params_size(ps, FXP_PARAM_TRAINABLE);
+    float *g = malloc(n * 4);
+    memcpy(g, fxp_params_grad_data(ps), n * 4);
+    float *w = fxp_params_data(ps, FXP_PARAM_TRAINABLE);
+    double worst = 0, scale = 1e-3;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs(g[i]));
+    for (size_t i = 0; i < n; i++) {
+        const float w0 = w[i], h = 1e-2f * fmaxf(1.0f, fabsf(w0));
+        w[i] = w0 + h;
+        double lp = layer_loss(ctx, f, io, x, ps, 0);
+        w[i] = w0 - h;
+        double lm = layer_loss(ctx, f, io, x, ps, 0);
+        w[i] = w0;
+        double num = (lp - lm) / (2.0 * h);
+        worst = fmax(worst, fabs(num - g[i]) / fmax(1e-2 * scale, fmax(fabs(num), fabs(g[i]))));
+    }
+    ck_assert_msg(worst < 2e-2, "parameter gradients: worst relative error %g", worst);
+    free(g);
+}
+
+static fxp_flow *g_layer;
+static fxp_flow_io g_io;
+
+/* Output and logdet of the layer, for gradient checks w.r.t. parameters. */
+static int layer_fn(fxp_tape *t, fxp_var *const *in, fxp_var **out, void *user)
+{
+    (void)user;
+    fxp_var *z, *ld, *s;
+    int rc = fxp_flow_forward(g_layer, t, &g_io, in[0], &z, &ld);
+    if (rc < 0) return rc;
+    if ((rc = fxp_sum(t, &s, z, FXP_AXES_FROM(1), 0)) < 0) return rc;
+    return fxp_add(t, out, s, ld);
+}
+
+START_TEST(test_convexp_layer)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    for (int mixer = 0; mixer < 3; mixer++) {
+        fxp_params *ps;
+        fxp_flow *f;
+        fxp_rng rng;
+        fxp_rng_seed(&rng, 100 + mixer);
+        ck_assert_ok(fxp_params_new(ctx, &ps));
+        fxp_convexp_opts o;
+        fxp_convexp_opts_default(&o, 2, 3, 4);
+        o.mixer = (fxp_mixer_kind)mixer;
+        o.reflections = 2;
+        o.padding = mixer == 2 ? FXP_PAD_CIRCULAR : FXP_PAD_ZERO;
+        ck_assert_ok(fxp_convexp_new(ctx, ps, "cx", &o, &rng, &f));
+        /* non-trivial parameters: a larger kernel and biases */
+        fxp_param *k = fxp_params_find(ps, "cx/kernel"), *pre = fxp_params_find(ps, "cx/pre_bias");
+        test_randn(fxp_param_value(k).data, 36, 110, 0.5f);
+        test_randn(fxp_param_value(pre).data, 24, 111, 0.5f);
+        fxp_flow_io io = { 1, NULL, NULL }; /* one training forward moves u, v */
+        const int shape[4] = { 1, 2, 3, 4 };
+        {
+            fxp_tape *t;
+            float xs[24];
+            test_randn(xs, 24, 112, 1);
+            fxp_tensor tx = fxp_tensor_wrap(xs, 4, shape);
+            fxp_var *vx, *z, *ld;
+            ck_assert_ok(fxp_tape_new(ctx, &t));
+            for (int it = 0; it < 30; it++) { /* converge the power iteration */
+                fxp_tape_reset(t);
+                ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+                ck_assert_ok(fxp_flow_forward(f, t, &io, vx, &z, &ld));
+            }
+            fxp_tape_free(t);
+        }
+        io.training = 0;
+        layer_checks(ctx, f, &io, 4, shape, 1e-3);
+        /* gradients w.r.t. the input and (through the layer) its parameters */
+        g_layer = f;
+        g_io = io;
+        float xs[48];
+        const int shape2[4] = { 2, 2, 3, 4 };
+        test_randn(xs, 48, 113, 1);
+        fxp_tensor tx = fxp_tensor_wrap(xs, 4, shape2);
+        fxp_tensor *in[1] = { &tx };
+        ck_assert_gradcheck(ctx, layer_fn, NULL, 1, in, NULL, 0, 1e-2);
+        param_gradcheck(ctx, f, &io, &tx, ps);
+        fxp_flow_free(f);
+        fxp_params_free(ps);
+    }
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+START_TEST(test_graph_exp_layer)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_params *ps;
+    fxp_flow *f;
+    fxp_rng rng;
+    fxp_rng_seed(&rng, 120);
+    ck_assert_ok(fxp_params_new(ctx, &ps));
+    fxp_graph_conv_exp_opts o;
+    fxp_graph_conv_exp_opts_default(&o);
+    o.features = 3;
+    o.coeff0 = 2.0f;
+    ck_assert_ok(fxp_graph_conv_exp_new(ctx, ps, "gce", &o, &rng, &f));
+    test_randn(fxp_param_value(fxp_params_find(ps, "gce/theta0")).data, 9, 121, 0.5f);
+    test_randn(fxp_param_value(fxp_params_find(ps, "gce/theta1")).data, 9, 122, 0.5f);
+    float adj[16];
+    random_graph(adj, 4, 123);
+    int as[2] = { 4, 4 };
+    fxp_tensor ta = fxp_tensor_wrap(adj, 2, as);
+    fxp_flow_io io = { 0, &ta, NULL };
+    const int shape[3] = { 1, 4, 3 };
+    layer_checks(ctx, f, &io, 3, shape, 1e-3);
+    g_layer = f;
+    g_io = io;
+    float xs[24];
+    const int shape2[3] = { 2, 4, 3 };
+    test_randn(xs, 24, 124, 1);
+    fxp_tensor tx = fxp_tensor_wrap(xs, 3, shape2);
+    fxp_tensor *in[1] = { &tx };
+    ck_assert_gradcheck(ctx, layer_fn, NULL, 1, in, NULL, 0, 1e-2);
+    param_gradcheck(ctx, f, &io, &tx, ps);
+    /* missing adjacency is an error */
+    fxp_tape *t;
+    fxp_var *vx, *z, *ld;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+    fxp_flow_io none = { 0, NULL, NULL };
+    ck_assert_fails(fxp_flow_forward(f, t, &none, vx, &z, &ld), FXP_EINVAL, ctx);
+    fxp_tape_free(t);
+    fxp_flow_free(f);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+static Suite *expm_suite(void)
+{
+    Suite *s = suite_create("expm");
+    TCase *tc = tcase_create("expm");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_conv_vs_pade_and_logdet);
+    tcase_add_test(tc, test_graph_vs_pade_and_logdet);
+    tcase_add_test(tc, test_dense_vs_pade);
+    tcase_add_test(tc, test_inverse_round_trip);
+    tcase_add_test(tc, test_gradients);
+    tcase_add_test(tc, test_graph_permutation_equivariance);
+    tcase_add_test(tc, test_conv_shift_equivariance);
+    tcase_add_test(tc, test_spectral_norm_estimate);
+    tcase_add_test(tc, test_adaptive_terms);
+    tcase_add_test(tc, test_memory_terms_plus_two);
+    tcase_add_test(tc, test_raw_api_matches_and_aliases);
+    tcase_add_test(tc, test_raw_api_errors);
+    tcase_add_test(tc, test_convexp_layer);
+    tcase_add_test(tc, test_graph_exp_layer);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+FXP_TEST_MAIN(expm_suite)
