@@ -90,6 +90,36 @@ int fxp__omp_thread(void)
 #endif
 }
 
+#define SUMSQ_CHUNK 16384
+
+double fxp__sumsq(const fxp_ctx *ctx, const float *x, int64_t n)
+{
+    const int64_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
+    double stack[256], *part = nchunks <= 256 ? stack : malloc((size_t)nchunks * sizeof(double));
+    if (!part) { /* same order as the chunked sum: chunk by chunk */
+        double total = 0;
+        for (int64_t c = 0; c < nchunks; c++) {
+            double s = 0;
+            for (int64_t i = c * SUMSQ_CHUNK; i < FXP_MIN(n, (c + 1) * SUMSQ_CHUNK); i++)
+                s += (double)x[i] * x[i];
+            total += s;
+        }
+        return total;
+    }
+    const int nt = ctx ? ctx->n_threads : 1;
+#pragma omp parallel for num_threads(nt) if (nchunks > 1) schedule(static)
+    for (int64_t c = 0; c < nchunks; c++) {
+        double s = 0;
+        const int64_t hi = FXP_MIN(n, (c + 1) * SUMSQ_CHUNK);
+        for (int64_t i = c * SUMSQ_CHUNK; i < hi; i++) s += (double)x[i] * x[i];
+        part[c] = s;
+    }
+    double total = 0;
+    for (int64_t c = 0; c < nchunks; c++) total += part[c];
+    if (part != stack) free(part);
+    return total;
+}
+
 int fxp__has_nonfinite(const float *x, int64_t n)
 {
     int bad = 0;

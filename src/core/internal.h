@@ -104,6 +104,10 @@ int fxp__check_shape(fxp_ctx *ctx, const char *func, const char *what, int ndim,
 int fxp__omp_thread(void);
 
 /* ---- numbers ---------------------------------------------------------------*/
+/* sum_i x_i^2 in double, summed in fixed chunks (chunk sums in order), so
+ * the result does not depend on the thread count. */
+double fxp__sumsq(const fxp_ctx *ctx, const float *x, int64_t n);
+
 /* Nonzero if any of the n floats is NaN or Inf. */
 int fxp__has_nonfinite(const float *x, int64_t n);
 

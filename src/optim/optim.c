@@ -95,32 +95,6 @@ void fxp_optim_free(fxp_optim *o)
     free(o);
 }
 
-/* Fixed chunks so that the norm's summation order is the same for any
- * thread count: each chunk is summed serially, then chunks in order. */
-#define NORM_CHUNK 16384
-
-static double grad_sq_norm(const float *g, size_t n, int threads)
-{
-    const int64_t nchunks = (int64_t)((n + NORM_CHUNK - 1) / NORM_CHUNK);
-    double stack[64], *part = nchunks <= 64 ? stack : malloc((size_t)nchunks * sizeof(double));
-    if (!part) { /* fall back to one serial pass (same order as one chunk per element run) */
-        double s = 0;
-        for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-        return s;
-    }
-#pragma omp parallel for num_threads(threads) if (nchunks > 1) schedule(static)
-    for (int64_t c = 0; c < nchunks; c++) {
-        size_t lo = (size_t)c * NORM_CHUNK, hi = FXP_MIN(n, lo + NORM_CHUNK);
-        double s = 0;
-        for (size_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
-        part[c] = s;
-    }
-    double total = 0;
-    for (int64_t c = 0; c < nchunks; c++) total += part[c];
-    if (part != stack) free(part);
-    return total;
-}
-
 int fxp_optim_step(fxp_optim *o, double *grad_norm)
 {
     if (!o) return FXP_ERR(NULL, FXP_EINVAL, "optimizer is NULL");
@@ -132,7 +106,7 @@ int fxp_optim_step(fxp_optim *o, double *grad_norm)
                        o->size, fxp_params_size(o->ps, FXP_PARAM_TRAINABLE));
     float *w = fxp_params_data(o->ps, FXP_PARAM_TRAINABLE), *g = fxp_params_grad_data(o->ps);
     const size_t n = o->size;
-    const double norm = sqrt(grad_sq_norm(g, n, ctx->n_threads));
+    const double norm = sqrt(fxp__sumsq(ctx, g, (int64_t)n));
     if (grad_norm) *grad_norm = norm;
     if (!isfinite(norm))
         return FXP_ERR(ctx, FXP_ENUMERIC,
