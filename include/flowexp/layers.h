@@ -59,25 +59,31 @@ typedef struct fxp_graph_coupling_opts {
     fxp_graph_act act;
 } fxp_graph_coupling_opts;
 
-/* Defaults: F = 2, swap 0, message passing, H = 64, 2 layers, 1 round,
+/* Defaults: F = 2, swap 0, attention, H = 32, 2 layers, 1 round, 4 heads,
  * bound 2, ReLU. */
 FXP_API void fxp_graph_coupling_opts_default(fxp_graph_coupling_opts *o);
 
 /* Affine coupling over the feature axis.  With (x_a, x_b) the conditioning
  * and transformed halves of the features (x_a the first F/2 unless swap):
- *   z_a = x_a,  z_b = x_b * exp(s) + t,  (raw, t) = NN(x_a, A_hat),
+ *   z_a = x_a,  z_b = x_b * exp(s) + t,  (raw, t) = NN(x_a, A),
  *   s = b tanh(raw / b),  logdet[g] = sum_{nodes, features} s  (graph g).
- * NN (widths H, the activation after every dense layer but the head):
- *   MLP:  h = MLP_embed(x_a)                                (per node)
- *   MP:   h = MLP_embed(x_a); R times h <- h + MLP_r([h, A_hat h])
- *   head: (raw, t) = h W + c, zero-initialised so the layer starts as the
- *         identity.
+ * NN, with widths H and the activation after every dense layer but the head:
+ *   h = MLP_embed(x_a)                                       (per node)
+ *   R rounds (all but FXP_GRAPH_COND_MLP):  h <- h + MLP_r([h, msg])
+ *     MP:    msg = A_hat h
+ *     ATTN:  msg_i = sum_j softmax_{j: A_ij > 0}(q_i . k_j / sqrt(H/heads)) v_j
+ *            per head, with (q, k, v) = h (W_q, W_k, W_v)
+ *     EDGE:  msg_i = sum_j A_hat_ij MLP_edge(h_i, h_j), whose first layer is
+ *            h_i W_i + h_j W_j + c (memory B N^2 H per layer)
+ *   (raw, t) = h W + c, zero-initialised so the layer starts as the identity.
  * Hidden weights are drawn N(0, gain^2 / fan_in) (gain sqrt 2 for ReLU, 1
- * otherwise), biases 0.  Parameters "<name>/embed/<i>/{w,b}",
- * "<name>/round/<r>/<i>/{w,b}", "<name>/head/{w,b}" (w [in, out], b [out]).
- * Forward and inverse need io->adj for FXP_GRAPH_COND_MP (FXP_EINVAL
- * otherwise) and fail with FXP_ESHAPE if x is not [B, N, F] or the adjacency
- * is neither [N, N] nor [B, N, N]. */
+ * otherwise), attention projections N(0, 1 / H), biases 0.  Parameters
+ * "<name>/embed/<i>/{w,b}", "<name>/round/<r>/<i>/{w,b}",
+ * "<name>/round/<r>/{q,k,v}", "<name>/round/<r>/edge/<i>/{w,b}",
+ * "<name>/round/<r>/edge/src", "<name>/head/{w,b}" (w [in, out], b [out]).
+ * All but FXP_GRAPH_COND_MLP need io->adj (FXP_EINVAL otherwise; see above
+ * for invalid adjacencies).  FXP_ESHAPE if x is not [B, N, F] or the
+ * adjacency is neither [N, N] nor [B, N, N]. */
 FXP_API int fxp_graph_coupling_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
                                    const fxp_graph_coupling_opts *opts, fxp_rng *rng,
                                    fxp_flow **out);
@@ -92,6 +98,15 @@ FXP_API int fxp_graph_coupling_new(struct fxp_ctx *ctx, fxp_params *ps, const ch
  * checkpoint keeps).  Inverse: x = z * exp(-log_scale) - bias. */
 FXP_API int fxp_graph_actnorm_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
                                   int features, fxp_flow **out);
+
+/* Invertible per-node linear map: z[b, n, :] = x[b, n, :] W with W [F, F]
+ * ("<name>/weight") shared across nodes; logdet[g] = N log|det W|; inverse
+ * x = z W^-1 (FXP_ENUMERIC if W is singular).  W starts as the identity, so
+ * axis-aligned structure in the data survives until training moves it (a
+ * random rotation, as in Glow, was worse on the MoG grids); rng is unused
+ * and may be NULL. */
+FXP_API int fxp_graph_linear_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
+                                 int features, fxp_rng *rng, fxp_flow **out);
 
 /* ==== end of graph layers ================================================== */
 
