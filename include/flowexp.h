@@ -19,6 +19,8 @@
 #include "flowexp/optim.h"
 #include "flowexp/flow.h"
 #include "flowexp/expm.h"
+#include "flowexp/mog.h"
+#include "flowexp/io.h"
 #include "flowexp/layers.h"
 
 #endif
