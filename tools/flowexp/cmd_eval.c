@@ -63,7 +63,7 @@ int cmd_eval(int argc, char **argv)
     double entropy;
     store_dataset_info(ctx, data, name, sizeof name, &entropy);
     if (json) {
-        printf("{\"nll_nats_per_node\": %.6f, \"n_graphs\": %d, \"n_nodes\": %d, \"split\": \"%s\", "
+        printf("{\"nll_nats_per_node\": %.9g, \"n_graphs\": %d, \"n_nodes\": %d, \"split\": \"%s\", "
                "\"model\": \"%s\", \"step\": %lld",
                nll, x.shape[0], x.shape[1], split, fxp_graph_model_kind_name(cfg.kind), st.step);
         if (isfinite(entropy)) printf(", \"dataset\": \"%s\", \"entropy_per_node\": %.6f", name, entropy);
