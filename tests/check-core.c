@@ -110,6 +110,24 @@ START_TEST(test_rng_reproducible_and_resumable)
 }
 END_TEST
 
+START_TEST(test_rng_same_for_any_thread_count)
+{
+    enum { N = 100003 };
+    float *ref = malloc(N * sizeof(float)), *par = malloc(N * sizeof(float));
+    fxp_rng a, b;
+    fxp_rng_seed(&a, 11);
+    fxp_rng_normal(&a, ref, N, 0.5f, 2.0f);
+    for (int threads = 1; threads <= 3; threads++) {
+        fxp_rng_seed(&b, 11);
+        fxp_rng_normal_threads(&b, par, N, 0.5f, 2.0f, threads);
+        ck_assert_mem_eq(ref, par, N * sizeof(float));
+        ck_assert_uint_eq(b.counter, a.counter);
+    }
+    free(ref);
+    free(par);
+}
+END_TEST
+
 START_TEST(test_rng_moments)
 {
     enum { N = 200000 };
@@ -327,6 +345,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_ctx_log_callback);
     tcase_add_test(tc, test_tensor_basics);
     tcase_add_test(tc, test_rng_reproducible_and_resumable);
+    tcase_add_test(tc, test_rng_same_for_any_thread_count);
     tcase_add_test(tc, test_rng_moments);
     tcase_add_test(tc, test_params_registry);
     tcase_add_test(tc, test_arena_reuse);

@@ -28,6 +28,12 @@ FXP_API void fxp_rng_uniform(fxp_rng *rng, float *out, size_t n);
 /* out[i] ~ N(mean, std^2) by Box-Muller (computed in double). */
 FXP_API void fxp_rng_normal(fxp_rng *rng, float *out, size_t n, float mean, float std);
 
+/* The same draws as fxp_rng_normal, computed by `threads` OpenMP threads
+ * (each block of four values depends only on its index, so the result is
+ * bitwise identical for any thread count). */
+FXP_API void fxp_rng_normal_threads(fxp_rng *rng, float *out, size_t n, float mean, float std,
+                                    int threads);
+
 /* One uniform 64-bit integer. */
 FXP_API uint64_t fxp_rng_u64(fxp_rng *rng);
 

@@ -45,19 +45,36 @@ void fxp_rng_uniform(fxp_rng *rng, float *out, size_t n)
     rng->counter += (n + 3) / 4;
 }
 
-void fxp_rng_normal(fxp_rng *rng, float *out, size_t n, float mean, float std)
+/* Values 4q .. 4q+3 of a normal draw: Box-Muller on the four uniforms of
+ * block counter + q. */
+static void normal_block(uint64_t seed, uint64_t ctr, size_t q, float *out, size_t n, float mean,
+                         float std)
 {
     uint32_t b[4];
-    for (size_t i = 0; i < n; i += 4) {
-        philox(rng->seed, rng->counter + i / 4, b);
-        for (size_t l = 0; l < 4; l += 2) {
-            double r = sqrt(-2.0 * log(u01(b[l])));
-            double t = 2.0 * FXP_PI * u01(b[l + 1]);
-            if (i + l < n) out[i + l] = (float)(mean + std * r * cos(t));
-            if (i + l + 1 < n) out[i + l + 1] = (float)(mean + std * r * sin(t));
-        }
+    const size_t i = 4 * q;
+    philox(seed, ctr + q, b);
+    for (size_t l = 0; l < 4; l += 2) {
+        double r = sqrt(-2.0 * log(u01(b[l])));
+        double t = 2.0 * FXP_PI * u01(b[l + 1]);
+        if (i + l < n) out[i + l] = (float)(mean + std * r * cos(t));
+        if (i + l + 1 < n) out[i + l + 1] = (float)(mean + std * r * sin(t));
     }
+}
+
+void fxp_rng_normal(fxp_rng *rng, float *out, size_t n, float mean, float std)
+{
+    for (size_t q = 0; q < (n + 3) / 4; q++) normal_block(rng->seed, rng->counter, q, out, n, mean, std);
     rng->counter += (n + 3) / 4;
+}
+
+void fxp_rng_normal_threads(fxp_rng *rng, float *out, size_t n, float mean, float std, int threads)
+{
+    const int64_t blocks = (int64_t)((n + 3) / 4);
+    const uint64_t seed = rng->seed, ctr = rng->counter;
+    if (threads < 1) threads = 1;
+#pragma omp parallel for num_threads(threads) if (blocks > 4096) schedule(static)
+    for (int64_t q = 0; q < blocks; q++) normal_block(seed, ctr, (size_t)q, out, n, mean, std);
+    rng->counter += (uint64_t)blocks;
 }
 
 uint64_t fxp_rng_u64(fxp_rng *rng)

@@ -111,7 +111,8 @@ int fxp_model_sample(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, int n,
     memcpy(shape + 1, event_shape, (size_t)m->event_ndim * sizeof(int));
     fxp_var *z, *ld;
     FXP_TRY(fxp_tape_var(t, &z, m->event_ndim + 1, shape));
-    fxp_rng_normal(rng, z->value.data, (size_t)fxp_tensor_numel(&z->value), 0.0f, temperature);
+    fxp_rng_normal_threads(rng, z->value.data, (size_t)fxp_tensor_numel(&z->value), 0.0f,
+                           temperature, m->ctx ? fxp_ctx_threads(m->ctx) : 1);
     if (m->base == FXP_BASE_DIAG_NORMAL) {
         fxp_var *mu, *ls, *sigma;
         FXP_TRY(fxp_tape_param(t, &mu, m->mean));
