@@ -19,8 +19,9 @@
 #include "flowexp/optim.h"
 #include "flowexp/flow.h"
 #include "flowexp/expm.h"
-#include "flowexp/mog.h"
+#include "flowexp/data.h"
 #include "flowexp/io.h"
+#include "flowexp/checkpoint.h"
 #include "flowexp/layers.h"
 
 #endif

@@ -1,7 +1,9 @@
-/* Internal HDF5 helpers (see h5util.h).  Callers wrap calls in
- * H5E_BEGIN_TRY / H5E_END_TRY so HDF5 never prints. */
+/* Internal HDF5 helpers (see h5util.h): atomic creation, opening with
+ * classified errors, attributes, and the validating float reader.  Callers
+ * wrap calls in H5E_BEGIN_TRY / H5E_END_TRY so HDF5 never prints. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,22 +12,36 @@
 
 #include "io/h5util.h"
 
-hid_t fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, char *tmp, size_t size)
+int fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, char *tmp, size_t size, hid_t *fid)
 {
-    if (!path || !*path) {
-        FXP_ERR(ctx, FXP_EINVAL, "empty output path");
-        return -1;
-    }
-    if (snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid()) >= (int)size) {
-        FXP_ERR(ctx, FXP_EINVAL, "path too long: %s", path);
-        return -1;
-    }
-    hid_t fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (fid < 0) {
-        FXP_ERR(ctx, FXP_EIO, "cannot create %s (does the directory exist and is it writable?)", tmp);
+    *fid = -1;
+    if (!path || !*path) return FXP_ERR(ctx, FXP_EINVAL, "empty output path");
+    if (snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid()) >= (int)size)
+        return FXP_ERR(ctx, FXP_EINVAL, "path too long (%zu bytes): %s", strlen(path), path);
+    errno = 0;
+    *fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    if (*fid < 0) {
+        const int err = errno;
         unlink(tmp);
+        return FXP_ERR(ctx, FXP_EIO, "cannot create %s (does the directory exist and is it "
+                       "writable?%s%s)", tmp, err ? " " : "", err ? strerror(err) : "");
     }
-    return fid;
+    return FXP_OK;
+}
+
+/* fsync the directory holding path, so that a completed rename survives a crash. */
+static int sync_dir(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == path) snprintf(dir, sizeof dir, "/");
+    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir) return -1;
+    int fd = open(dir, O_RDONLY);
+    if (fd < 0) return -1;
+    int r = fsync(fd);
+    close(fd);
+    return r;
 }
 
 int fxp__h5_finish(fxp_ctx *ctx, hid_t fid, const char *tmp, const char *path, int ok)
@@ -40,8 +56,14 @@ int fxp__h5_finish(fxp_ctx *ctx, hid_t fid, const char *tmp, const char *path, i
     }
     if (rc == FXP_OK && rename(tmp, path) < 0)
         rc = FXP_ERR(ctx, FXP_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    if (rc != FXP_OK) unlink(tmp);
-    return rc;
+    if (rc != FXP_OK) {
+        unlink(tmp);
+        return rc;
+    }
+    /* the file is complete under its name; a failed directory sync only
+     * weakens durability against power loss, so it is not an error */
+    (void)sync_dir(path);
+    return FXP_OK;
 }
 
 int fxp__h5_open(fxp_ctx *ctx, const char *path, hid_t *fid)
@@ -179,4 +201,110 @@ int fxp__h5_shape(hid_t dset, int *dims)
     for (int i = 0; i >= 0 && i < nd; i++) dims[i] = d[i] > 0x7fffffff ? -1 : (int)d[i];
     H5Sclose(space);
     return nd;
+}
+
+/* Names of the objects at the root, comma separated, for error messages. */
+typedef struct name_list {
+    char buf[256];
+    int more;
+} name_list;
+
+static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, void *op)
+{
+    (void)g;
+    (void)info;
+    name_list *l = op;
+    size_t len = strlen(l->buf);
+    if (len + strlen(name) + 8 >= sizeof l->buf) {
+        l->more = 1;
+        return 1; /* stop: the message says "..." */
+    }
+    snprintf(l->buf + len, sizeof l->buf - len, "%s%s", len ? ", " : "", name);
+    return 0;
+}
+
+static const char *class_name(H5T_class_t cls)
+{
+    switch (cls) {
+    case H5T_INTEGER: return "integers";
+    case H5T_FLOAT: return "floating-point numbers";
+    case H5T_STRING: return "strings";
+    case H5T_COMPOUND: return "a compound type";
+    case H5T_ENUM: return "an enum type";
+    case H5T_ARRAY: return "an array type";
+    case H5T_VLEN: return "variable-length sequences";
+    case H5T_OPAQUE: return "opaque data";
+    case H5T_BITFIELD: return "bit fields";
+    case H5T_REFERENCE: return "references";
+    default: return "an unknown type";
+    }
+}
+
+int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int,
+                        fxp_tensor *out, const char *path)
+{
+    hid_t dset = -1, type = -1;
+    int rc = FXP_OK;
+    memset(out, 0, sizeof *out);
+    if (!fxp__h5_exists(fid, name)) {
+        name_list have = { "", 0 };
+        H5Literate(fid, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &have);
+        rc = FXP_ERR(ctx, FXP_ENOTFOUND, "%s has no dataset \"%s\" (its root holds: %s%s)", path,
+                     name, have.buf[0] ? have.buf : "nothing", have.more ? ", ..." : "");
+        goto out;
+    }
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(fid, name, &oi, H5P_DEFAULT) < 0) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read the header of \"%s\" (damaged file?)", path, name);
+        goto out;
+    }
+    if (oi.type != H5O_TYPE_DATASET) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: \"%s\" is a %s, not a dataset", path, name,
+                     oi.type == H5O_TYPE_GROUP ? "group" : "named type");
+        goto out;
+    }
+    if ((dset = H5Dopen2(fid, name, H5P_DEFAULT)) < 0 || (type = H5Dget_type(dset)) < 0) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot open dataset \"%s\" (damaged file?)", path, name);
+        goto out;
+    }
+    const H5T_class_t cls = H5Tget_class(type);
+    if (cls != H5T_FLOAT && !(allow_int && cls == H5T_INTEGER)) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" holds %s; expected %s", path, name,
+                     class_name(cls), allow_int ? "numbers" : "floating-point numbers (float32 or float64)");
+        goto out;
+    }
+    int dims[FXP_MAX_DIMS];
+    const int nd = fxp__h5_shape(dset, dims);
+    if (nd < 1) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" has rank %s (1..%d supported)", path, name,
+                     nd == 0 ? "0 (a scalar)" : "too large or unreadable", FXP_MAX_DIMS);
+        goto out;
+    }
+    for (int i = 0; i < nd; i++)
+        if (dims[i] < 1) {
+            rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" is empty (dimension %d is %d)", path,
+                         name, i, dims[i]);
+            goto out;
+        }
+    if ((rc = fxp_tensor_alloc(ctx, out, nd, dims)) < 0) goto out;
+    if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data) < 0) {
+        fxp_tensor_release(out);
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read dataset \"%s\" (damaged or truncated file?)",
+                     path, name);
+        goto out;
+    }
+    const int64_t n = fxp_tensor_numel(out);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(out->data[i])) {
+            const double v = out->data[i];
+            fxp_tensor_release(out);
+            rc = FXP_ERR(ctx, FXP_ENUMERIC, "%s: dataset \"%s\" holds %s at flat index %lld%s", path,
+                         name, isnan(v) ? "NaN" : "Inf", (long long)i,
+                         isnan(v) ? "" : " (or a value too large for float32)");
+            goto out;
+        }
+out:
+    if (type >= 0) H5Tclose(type);
+    if (dset >= 0) H5Dclose(dset);
+    return rc;
 }

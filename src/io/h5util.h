@@ -1,4 +1,6 @@
-/* Internal HDF5 helpers shared by the array and checkpoint files. */
+/* Internal HDF5 helpers shared by the array, dataset and checkpoint files.
+ * Every public entry point that calls them runs inside H5E_BEGIN_TRY /
+ * H5E_END_TRY, so HDF5 never prints; each helper closes what it opens. */
 #ifndef FXP_IO_H5UTIL_H
 #define FXP_IO_H5UTIL_H
 
@@ -8,8 +10,9 @@
 #include "flowexp/io.h"
 
 /* Atomic writing: create "<path>.tmp.<pid>" (tmp receives its name), and
- * finish by flushing + renaming it over path (ok) or removing it (!ok). */
-hid_t fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, char *tmp, size_t size);
+ * finish by closing, fsync-ing and renaming it over path, then fsync-ing the
+ * directory (ok), or by removing it (!ok or any failure on the way). */
+int fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, char *tmp, size_t size, hid_t *fid);
 int fxp__h5_finish(fxp_ctx *ctx, hid_t fid, const char *tmp, const char *path, int ok);
 
 /* Open an existing file read-only: FXP_EIO if it cannot be read,
@@ -34,5 +37,13 @@ int fxp__h5_exists(hid_t loc, const char *name);
 
 /* Shape of a dataset: rank (<= FXP_MAX_DIMS, else -1) and dims. */
 int fxp__h5_shape(hid_t dset, int *dims);
+
+/* Read dataset `name` of an open file into an owning float32 tensor: rank
+ * 1..FXP_MAX_DIMS, no zero dimension, every value finite.  Accepted types:
+ * IEEE floats, and integers too if allow_int.  Errors (message naming path
+ * and name): FXP_ENOTFOUND (listing the root's entries), FXP_EFORMAT (not a
+ * dataset, wrong type, rank or empty, unreadable data), FXP_ENUMERIC. */
+int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int,
+                        fxp_tensor *out, const char *path);
 
 #endif
