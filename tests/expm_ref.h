@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void ref_matmul(const double *a, const double *b, double *c, int n)
+static inline void ref_matmul(const double *a, const double *b, double *c, int n)
 {
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
@@ -19,7 +19,7 @@ static void ref_matmul(const double *a, const double *b, double *c, int n)
 }
 
 /* Solve A X = B (n x n, in place in B) by Gaussian elimination with pivoting. */
-static void ref_solve(double *a, double *b, int n)
+static inline void ref_solve(double *a, double *b, int n)
 {
     for (int k = 0; k < n; k++) {
         int p = k;
@@ -43,7 +43,7 @@ static void ref_solve(double *a, double *b, int n)
 }
 
 /* E = exp(M): scale so ||M/2^s||_1 < 0.5, Pade [6/6], square s times. */
-static void ref_expm(const double *m, double *e, int n)
+static inline void ref_expm(const double *m, double *e, int n)
 {
     double norm = 0;
     for (int j = 0; j < n; j++) {
@@ -82,7 +82,7 @@ static void ref_expm(const double *m, double *e, int n)
 }
 
 /* log|det A| by LU with partial pivoting. */
-static double ref_logabsdet(const double *m, int n)
+static inline double ref_logabsdet(const double *m, int n)
 {
     double *a = malloc((size_t)n * n * sizeof(double)), acc = 0;
     memcpy(a, m, (size_t)n * n * sizeof(double));
@@ -104,7 +104,7 @@ static double ref_logabsdet(const double *m, int n)
 }
 
 /* Largest singular value of an r x c matrix: power iteration on M^T M. */
-static double ref_sigma_max(const double *m, int r, int c)
+static inline double ref_sigma_max(const double *m, int r, int c)
 {
     double *v = malloc((size_t)c * sizeof(double)), *u = malloc((size_t)r * sizeof(double)), s = 0;
     for (int j = 0; j < c; j++) v[j] = 1.0 + 0.1 * j;

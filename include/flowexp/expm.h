@@ -10,18 +10,24 @@
  * Series length: a fixed T (the paper uses 6 terms in training and 13 in
  * evaluation), or adaptive: with opts.tol > 0 the series stops after the
  * first term i >= min_terms whose remainder bound falls below
- * tol * ||x||_2.  With a known bound mu >= ||M||_2 (opts.norm_bound, e.g.
- * the spectral-normalisation coefficient) the bound is certified:
- *     ||sum_{k>i} t_k|| <= ||t_i|| * r / (1 - r),   r = mu / (i + 1) < 1,
- * otherwise ||t_i|| itself is used (a heuristic).  Every call reports the
- * number of terms used and the last term's norm in an fxp_expm_info.
+ * tol * ||x||_2.  With a known bound mu >= ||M||_2 (opts.norm_bound, else
+ * the operator's norm_bound; e.g. the spectral-normalisation coefficient)
+ * the bound is certified: t_{i+k} = M^k t_i i! / (i+k)!, so
+ *     ||sum_{k>i} t_k|| <= ||t_i|| sum_{k>=1} r^k = ||t_i|| r / (1 - r),
+ *     r = mu / (i + 1) < 1
+ * (since ||t_i|| <= mu^i ||x|| / i!, this follows the decay of
+ * ||M||^i / i! and uses the actual size of the last term); without a bound
+ * ||t_i|| itself is used (a heuristic).  Every call reports the number of
+ * terms used, the last term's norm and the certified bound in an
+ * fxp_expm_info.
  *
  * Gradients (tape ops below) use the adjoint recursion
  *     a_T = g_y,  a_{i-1} = g_y + M^T a_i / i,  g_x = a_0,
  *     dtheta += (1/i) d<a_i, M(theta) t_{i-1}>/dtheta,
  * i.e. T products with M^T and T parameter-gradient products, and save only
  * t_1 .. t_{T-1}: forward + backward hold T + 2 activation-sized buffers
- * besides the input and its gradient.
+ * besides the input and its gradient (plus the operator's transient
+ * workspace, e.g. im2col for a convolution).
  *
  * Thread-safety: functions taking a context follow ctx.h; the raw-buffer
  * functions (fxp_conv_exp, ...) are thread-safe.
@@ -58,10 +64,17 @@ FXP_API fxp_expm_opts fxp_expm_fixed(int terms);
 
 /* ==== the generic operator interface ========================================
  * A linear map M on vectors of `size` floats (the whole batch tensor), given
- * by callbacks.  param_grad adds scale * d<g, M(theta) u>/dtheta to the
- * gradients of whatever M depends on (it may be NULL if M has no trainable
- * dependence).  Callbacks return FXP_OK or a negative status (with a message
- * set through ctx). */
+ * by callbacks on `self`:
+ *   apply       y = M x                         (required)
+ *   apply_t     y = M^T x                       (required by the tape op)
+ *   param_grad  adds scale * d<g, M(theta) u>/dtheta to the gradients of
+ *               whatever M depends on (NULL if nothing is trainable)
+ *   trace       Tr M over the whole vector (NULL if unknown); for a batch of
+ *               B identical per-example maps the per-example value is Tr M / B
+ * and norm_bound >= ||M||_2 when known (0 if not): it certifies adaptive
+ * truncation when the options carry no bound of their own.  The series
+ * never passes aliasing x and y to apply / apply_t.  Callbacks return FXP_OK
+ * or a negative status (with a message set through ctx). */
 typedef struct fxp_linop {
     void *self;
     int64_t size;
@@ -69,7 +82,13 @@ typedef struct fxp_linop {
     int (*apply_t)(void *self, struct fxp_ctx *ctx, const float *x, float *y); /* y = M^T x */
     int (*param_grad)(void *self, struct fxp_ctx *ctx, const float *u, const float *g,
                       float scale);
+    double (*trace)(void *self);
+    double norm_bound;
 } fxp_linop;
+
+/* log|det exp(s M)| = s Tr M (s = -1 if negate else 1) through op->trace;
+ * NaN with FXP_EINVAL in ctx if the operator has no trace callback. */
+FXP_API double fxp_expm_linop_logdet(struct fxp_ctx *ctx, const fxp_linop *op, int negate);
 
 /* y = exp(M) x (or exp(-M) x if negate) for a generic operator, no tape.
  * y may alias x. info may be NULL. */
@@ -81,7 +100,9 @@ FXP_API int fxp_expm_linop_apply(struct fxp_ctx *ctx, const fxp_linop *op, const
  * `params` (n_params <= FXP_NODE_MAX_IN - 1) are the variables M depends on:
  * they make the node record when they require gradients, and op->param_grad
  * must add into their ->grad.  *op (and what op->self points to) must stay
- * valid until the tape is reset. */
+ * valid until the tape is reset.  The backward reuses the saved terms as
+ * workspace, so a tape holding this node can be back-propagated once
+ * (FXP_ESTATE on a second fxp_tape_backward through it). */
 FXP_API int fxp_expm_linop(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_linop *op,
                            int negate, int n_params, fxp_var *const *params,
                            const fxp_expm_opts *opts, fxp_expm_info *info);
@@ -92,7 +113,10 @@ FXP_API int fxp_expm_linop(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_lin
  * (kh <= H, kw <= W).  For both paddings every diagonal entry of M's matrix is
  * the kernel centre, so
  *     log|det exp(M)| = Tr M = H W sum_c K[c, c, (kh-1)/2, (kw-1)/2]
- * per image.  The inverse is the same series with -K. */
+ * per image.  The inverse is the same series with -K.  Tape op: gradients to
+ * x and K; FXP_ESHAPE / FXP_EINVAL for mismatched shapes, even kernels, or a
+ * circular kernel wider than the image (whose taps would wrap onto one
+ * pixel, adding to the diagonal). */
 FXP_API int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel,
                           fxp_padding padding, int inverse, const fxp_expm_opts *opts,
                           fxp_expm_info *info);
@@ -116,6 +140,11 @@ FXP_API int fxp_conv_trace(fxp_tape *t, fxp_var **out, fxp_var *kernel, int h, i
 FXP_API int fxp_graph_normalize(struct fxp_ctx *ctx, const fxp_tensor *adj, fxp_tensor *adj_hat,
                                 int *max_degree);
 
+/* Tape op: out = exp(s M) x (s = -1 if inverse), gradients to x, theta0 and
+ * theta1 (not to the adjacency, which is data; its values must stay valid
+ * until the tape is reset).  A shared adjacency with B > 1 is applied to
+ * the whole batch by one [N, N] x [N, B F] product per term (node-major
+ * layout inside the operator).  FXP_ESHAPE for mismatched shapes. */
 FXP_API int fxp_expm_graph(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_tensor *adj_hat,
                            fxp_var *theta0, fxp_var *theta1, int inverse,
                            const fxp_expm_opts *opts, fxp_expm_info *info);
@@ -138,8 +167,14 @@ FXP_API int fxp_expm_dense(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *w, i
  * (1 per training forward in the paper; 0 in evaluation), then
  * sigma = <u, M v> with u, v held constant; the gradient flows through sigma
  * into W.  This is the soft constraint of the authors' code (W is rescaled
- * only when sigma > coeff) without their extra 1e-5 in the denominator.
- * *sigma_out (may be NULL) receives sigma.
+ * only when sigma > coeff) without their extra 1e-5 in the denominator
+ * (W / (factor + 1e-5)): we drop it, so W_hat = W exactly while
+ * sigma <= coeff and ||W_hat|| = coeff exactly once sigma > coeff (with the
+ * term every weight would shrink by 1e-5 per use and the bound would be
+ * coeff / (1 + 1e-5 coeff / sigma)); the difference in any likelihood is
+ * below float resolution.  *sigma_out (may be NULL) receives sigma.
+ * The vectors u, v are updated in place by the power steps (not on the
+ * tape); the op itself is not thread-safe for shared u, v.
  *
  * Convolution: M = conv(.; W) on [1, C_in, H, W] with the given padding, W
  * [C_out, C_in, kh, kw], u [C_out H W], v [C_in H W].  Dense: M = W
@@ -163,7 +198,8 @@ FXP_API int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w);
  * dL/dW = -W^-T (dL/dout) W^-T.  FXP_ENUMERIC if W is singular. */
 FXP_API int fxp_inverse(fxp_tape *t, fxp_var **out, fxp_var *w);
 
-/* inv = W^-1 for W [d, d] (row-major, d <= 4096); FXP_ENUMERIC if singular. */
+/* inv = W^-1 for W [d, d] (row-major, d <= 4096; inv may alias w), with
+ * scratch from ctx (which must be non-NULL); FXP_ENUMERIC if singular. */
 FXP_API int fxp_matrix_inverse(struct fxp_ctx *ctx, const float *w, float *inv, int d);
 
 /* ==== raw-buffer API ============================================================

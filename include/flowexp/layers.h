@@ -119,19 +119,25 @@ FXP_API int fxp_graph_linear_new(struct fxp_ctx *ctx, fxp_params *ps, const char
 /* -- graph convolution exponential (paper §3.1) --
  * z = exp(M) x with M X = X theta0_hat + A_hat X theta1_hat on node features
  * x [B, N, F], A_hat = D^-1/2 A D^-1/2 from io->adj ([N,N] or [B,N,N]; see
- * fxp_graph_normalize).  theta_hat are spectrally normalised:
+ * fxp_graph_normalize).  theta_hat are spectrally normalised (soft
+ * constraint, one power step per training forward, see expm.h):
  * ||theta0_hat||_2 <= coeff0 / max_degree and ||theta1_hat||_2 <= coeff1 (the
- * paper's rule of thumb with coeff0 = coeff1 = 1).  logdet[g] = N Tr
- * theta0_hat; the inverse is the series with (-theta0_hat, -theta1_hat).
- * Parameters "<name>/theta0", "<name>/theta1" [F, F], initialised
- * N(0, 0.05^2); state "<name>/{u0,v0,u1,v1}" [F]. */
+ * paper's rule of thumb with coeff0 = coeff1 = 1), so ||M||_2 <= coeff0 /
+ * max_degree + coeff1 since ||A_hat||_2 <= 1.  max_degree is the option if
+ * set, else the largest number of neighbours in the call's adjacency; with
+ * per-graph adjacencies of different degrees that is the batch's largest, so
+ * set the option to make each graph's map independent of its batch.
+ * logdet[g] = N Tr theta0_hat; the inverse is the series with (-theta0_hat,
+ * -theta1_hat).  Parameters "<name>/theta0", "<name>/theta1" [F, F],
+ * initialised N(0, 0.05^2); state "<name>/{u0,v0,u1,v1}" [F]. */
 typedef struct fxp_graph_conv_exp_opts {
     int features;                 /* F >= 1 */
     int terms_train, terms_eval;  /* series terms, >= 1 */
     float coeff0, coeff1;         /* > 0 */
+    int max_degree;               /* >= 1: fixed degree for the theta0 bound; 0: per call */
 } fxp_graph_conv_exp_opts;
 
-/* Defaults: F = 2, terms 6 / 13, coeff0 = coeff1 = 1. */
+/* Defaults: F = 2, terms 6 / 13, coeff0 = coeff1 = 1, max_degree 0 (per call). */
 FXP_API void fxp_graph_conv_exp_opts_default(fxp_graph_conv_exp_opts *o);
 FXP_API int fxp_graph_conv_exp_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
                                    const fxp_graph_conv_exp_opts *opts, fxp_rng *rng,

@@ -1,5 +1,8 @@
 /* The convolution exponential: the conv operator for the series, the tape
- * op, its trace, and the raw-buffer API. */
+ * op, its trace, and the raw-buffer API.  Every convolution of the series
+ * (forward, transposed, weight gradient) goes through the three operator
+ * callbacks below, which call the kernels of ops/conv2d.h: a faster conv
+ * path plugs in there. */
 #include <math.h>
 #include <string.h>
 
@@ -25,6 +28,21 @@ static int conv_apply_t(void *self, fxp_ctx *ctx, const float *x, float *y)
     return fxp__conv2d_backward_data(ctx, &c->s, y, x, c->k, 1, 0);
 }
 
+/* Tr M = N H W sum_c K[c, c, centre]: every diagonal entry of the matrix is
+ * the kernel centre (zero padding: the centre tap never leaves the image;
+ * circular padding with kh <= H, kw <= W: no other tap wraps onto the
+ * output pixel itself). */
+static double conv_trace(void *self)
+{
+    const conv_op *c = self;
+    const fxp__conv_shape *s = &c->s;
+    const int ca = (s->kh - 1) / 2, cb = (s->kw - 1) / 2;
+    double acc = 0;
+    for (int i = 0; i < s->c_in; i++)
+        acc += c->k[((int64_t)(i * s->c_in + i) * s->kh + ca) * s->kw + cb];
+    return (double)s->n * s->h * s->w * acc;
+}
+
 /* dK += scale * d<g, conv(u; K)>/dK (the weight gradient of a convolution). */
 static int conv_param_grad(void *self, fxp_ctx *ctx, const float *u, const float *g, float scale)
 {
@@ -40,7 +58,8 @@ static int conv_shape(fxp_ctx *ctx, const char *func, const fxp_tensor *x, const
     if (x->ndim != 4 || k->ndim != 4 || k->shape[0] != x->shape[1] || k->shape[1] != x->shape[1])
         return fxp__err(ctx, FXP_ESHAPE, func,
                         "input %s and kernel %s do not fit (expected [N,C,H,W] and [C,C,kh,kw])",
-                        fxp_tensor_shape_str(x, s1, sizeof s1), fxp_tensor_shape_str(k, s2, sizeof s2));
+                        fxp_tensor_shape_str(x, s1, sizeof s1),
+                        fxp_tensor_shape_str(k, s2, sizeof s2));
     *s = (fxp__conv_shape){ x->shape[0], x->shape[1], x->shape[2], x->shape[3], x->shape[1],
                             k->shape[2], k->shape[3], padding };
     return fxp__conv_check(ctx, func, s);
@@ -61,7 +80,9 @@ int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel, fxp_p
     c->s = s;
     c->k = kernel->value.data;
     c->kvar = kernel;
-    *op = (fxp_linop){ c, fxp_tensor_numel(&x->value), conv_apply, conv_apply_t, conv_param_grad };
+    *op = (fxp_linop){ .self = c, .size = fxp_tensor_numel(&x->value), .apply = conv_apply,
+                       .apply_t = conv_apply_t, .param_grad = conv_param_grad,
+                       .trace = conv_trace };
     return fxp_expm_linop(t, out, x, op, inverse, 1, &kernel, opts, info);
 }
 
@@ -79,8 +100,8 @@ static int conv_trace_backward(fxp_tape *t, const fxp_node *n)
     fxp_var *k = n->in[0];
     if (!k->grad) return FXP_OK;
     const int ca = (s->kh - 1) / 2, cb = (s->kw - 1) / 2;
-    for (int c = 0; c < s->c; c++)
-        k->grad[((int64_t)(c * s->c + c) * s->kh + ca) * s->kw + cb] += (float)s->hw * n->out->grad[0];
+    const float g = (float)s->hw * n->out->grad[0];
+    for (int c = 0; c < s->c; c++) k->grad[((int64_t)(c * s->c + c) * s->kh + ca) * s->kw + cb] += g;
     return FXP_OK;
 }
 
@@ -91,14 +112,15 @@ int fxp_conv_trace(fxp_tape *t, fxp_var **out, fxp_var *kernel, int h, int w)
     char s1[64];
     if (!out || !kernel) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     const fxp_tensor *k = &kernel->value;
-    if (k->ndim != 4 || k->shape[0] != k->shape[1] || k->shape[2] % 2 == 0 || k->shape[3] % 2 == 0 ||
-        h < 1 || w < 1)
+    if (k->ndim != 4 || k->shape[0] != k->shape[1] || k->shape[2] % 2 == 0 ||
+        k->shape[3] % 2 == 0 || h < 1 || w < 1)
         return FXP_ERR(ctx, FXP_ESHAPE, "kernel %s (odd [C,C,kh,kw]) on %dx%d images",
                        fxp_tensor_shape_str(k, s1, sizeof s1), h, w);
     trace_saved sv = { k->shape[0], k->shape[2], k->shape[3], (double)h * w };
     double acc = 0;
     const int ca = (sv.kh - 1) / 2, cb = (sv.kw - 1) / 2;
-    for (int c = 0; c < sv.c; c++) acc += k->data[((int64_t)(c * sv.c + c) * sv.kh + ca) * sv.kw + cb];
+    for (int c = 0; c < sv.c; c++)
+        acc += k->data[((int64_t)(c * sv.c + c) * sv.kh + ca) * sv.kw + cb];
     fxp_var *y;
     int rc = fxp_tape_var(t, &y, 0, NULL);
     if (rc < 0) return rc;
@@ -135,7 +157,7 @@ int fxp_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *kernel
     float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
     if (!tmp) return FXP_ENOMEM;
     conv_op cop = { s, kernel, NULL };
-    fxp_linop op = { &cop, size, conv_apply, conv_apply_t, NULL };
+    fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply, .apply_t = conv_apply_t };
     fxp_expm_opts o = fxp_expm_fixed(terms);
     rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
     if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
@@ -161,12 +183,10 @@ double fxp_conv_exp_logdet(const float *kernel, int c, int h, int w, int kh, int
                 (const void *)kernel, c, h, w, kh, kw);
         return NAN;
     }
+    if (fxp__check_finite_buf(NULL, __func__, "kernel", kernel, (int64_t)c * c * kh * kw) < 0)
+        return NAN;
     double acc = 0;
     const int ca = (kh - 1) / 2, cb = (kw - 1) / 2;
     for (int i = 0; i < c; i++) acc += kernel[((int64_t)(i * c + i) * kh + ca) * kw + cb];
-    if (!isfinite(acc)) {
-        FXP_ERR(NULL, FXP_ENUMERIC, "kernel centre diagonal is not finite");
-        return NAN;
-    }
     return (double)h * w * acc;
 }

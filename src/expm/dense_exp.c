@@ -23,6 +23,15 @@ static int dense_apply_t(void *self, fxp_ctx *ctx, const float *x, float *y)
     return FXP_OK;
 }
 
+/* Tr M = B Tr W (one copy of W per row of X). */
+static double dense_trace(void *self)
+{
+    const dense_op *o = self;
+    double acc = 0;
+    for (int i = 0; i < o->d; i++) acc += o->w[(int64_t)i * o->d + i];
+    return (double)o->b * acc;
+}
+
 /* d<G, U W^T>/dW = G^T U. */
 static int dense_param_grad(void *self, fxp_ctx *ctx, const float *u, const float *g, float scale)
 {
@@ -48,7 +57,8 @@ int fxp_expm_dense(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *w, int inver
     fxp_linop *op = fxp_tape_alloc(t, sizeof *op);
     if (!o || !op) return FXP_ENOMEM;
     *o = (dense_op){ x->value.shape[0], x->value.shape[1], w->value.data, w };
-    *op = (fxp_linop){ o, fxp_tensor_numel(&x->value), dense_apply, dense_apply_t,
-                       dense_param_grad };
+    *op = (fxp_linop){ .self = o, .size = fxp_tensor_numel(&x->value), .apply = dense_apply,
+                       .apply_t = dense_apply_t, .param_grad = dense_param_grad,
+                       .trace = dense_trace };
     return fxp_expm_linop(t, out, x, op, inverse, 1, &w, opts, info);
 }

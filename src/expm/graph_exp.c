@@ -31,8 +31,9 @@ int fxp_graph_normalize(fxp_ctx *ctx, const fxp_tensor *adj, fxp_tensor *adj_hat
                     return FXP_ERR(ctx, FXP_EINVAL, "graph %d: entry A[%d,%d] = %g must be finite "
                                    "and >= 0", g, i, j, (double)v);
                 if (i == j && v != 0)
-                    return FXP_ERR(ctx, FXP_EINVAL, "graph %d: A[%d,%d] = %g: the layer's adjacency "
-                                   "has no self loops (theta0 covers them)", g, i, i, (double)v);
+                    return FXP_ERR(ctx, FXP_EINVAL,
+                                   "graph %d: A[%d,%d] = %g: the layer's adjacency has no self "
+                                   "loops (theta0 covers them)", g, i, i, (double)v);
                 d += v;
                 deg += v != 0;
             }
@@ -65,22 +66,54 @@ int fxp_graph_normalize(fxp_ctx *ctx, const fxp_tensor *adj, fxp_tensor *adj_hat
     return FXP_OK;
 }
 
-/* M: X -> X theta0 + A_hat X theta1 on [B, N, F]. */
+/* M: X -> X theta0 + A_hat X theta1 on [B, N, F].
+ *
+ * The adjacency product is the only part that is not one GEMM over all B N
+ * rows.  With an adjacency shared by the batch it becomes one: in the
+ * node-major layout X' [N, B F] (X'[i, b F + f] = X[b, i, f]) all graphs are
+ * multiplied at once, A_hat X' [N, N] x [N, B F].  The operator keeps the
+ * caller's [B, N, F] layout and transposes into and out of node-major
+ * around that GEMM (two copies of B N F floats per product, cheap next to
+ * the GEMMs).  Per-graph adjacencies use one [N, N] x [N, F] product per
+ * graph. */
 typedef struct graph_op {
     int b, n, f, shared;
     const float *adj, *th0, *th1;
     fxp_var *v0, *v1; /* gradient targets, or NULL */
 } graph_op;
 
-/* y[b] = op(A[b]) x[b] for every graph (op = transpose if tr), overwriting y. */
-static void adj_apply(fxp_ctx *ctx, const graph_op *g, int tr, const float *x, float *y)
+/* dst[i, b, :] = src[b, i, :] (to_node_major) or dst[b, i, :] = src[i, b, :]. */
+static void node_major(fxp_ctx *ctx, int B, int N, int F, const float *src, float *dst,
+                       int to_node_major)
+{
+    const int64_t total = (int64_t)B * N * F;
+#pragma omp parallel for num_threads(ctx->n_threads) if (total > 65536) schedule(static)
+    for (int i = 0; i < N; i++)
+        for (int b = 0; b < B; b++) {
+            const int64_t bm = ((int64_t)b * N + i) * F, nm = ((int64_t)i * B + b) * F;
+            if (to_node_major) memcpy(dst + nm, src + bm, (size_t)F * sizeof(float));
+            else memcpy(dst + bm, src + nm, (size_t)F * sizeof(float));
+        }
+}
+
+/* out[b] = op(A[b]) x[b] for every graph (op = transpose if tr), [B, N, F],
+ * overwriting out.  tmp: B N F floats of workspace, used only for a shared
+ * adjacency with B > 1 (then out must not alias x either). */
+static void adj_apply(fxp_ctx *ctx, const graph_op *g, int tr, const float *x, float *out,
+                      float *tmp)
 {
     const int64_t gs = (int64_t)g->n * g->f, as = (int64_t)g->n * g->n;
     const int n = g->n, f = g->f, B = g->b;
+    if (g->shared && B > 1) { /* out = X', tmp = A X' (node-major), out = tmp back */
+        node_major(ctx, B, n, f, x, out, 1);
+        fxp__sgemm(ctx, tr, 0, n, B * f, n, 1, g->adj, n, out, B * f, 0, tmp, B * f);
+        node_major(ctx, B, n, f, tmp, out, 0);
+        return;
+    }
 #pragma omp parallel for num_threads(ctx->n_threads) if (B * gs > 16384) schedule(static)
     for (int b = 0; b < B; b++) {
         const float *a = g->adj + (g->shared ? 0 : b * as), *xb = x + b * gs;
-        float *yb = y + b * gs;
+        float *yb = out + b * gs;
         if ((int64_t)n * n * f >= 4096) {
             fxp__sgemm_serial(tr, 0, n, f, n, 1, a, n, xb, f, 0, yb, f);
             continue;
@@ -94,7 +127,8 @@ static void adj_apply(fxp_ctx *ctx, const graph_op *g, int tr, const float *x, f
     }
 }
 
-/* Y = X th0 + (A X) th1 (trans = 0), or Y = X th0^T + (A^T X) th1^T (trans = 1). */
+/* Y = X th0 + (A X) th1 (trans = 0), or Y = X th0^T + (A^T X) th1^T (trans = 1).
+ * The series never passes aliasing x and y. */
 static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, int trans)
 {
     const graph_op *g = self;
@@ -102,7 +136,7 @@ static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, i
     fxp__arena_mark m = fxp__scratch_save(ctx);
     float *ax = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
     if (!ax) return FXP_ENOMEM;
-    adj_apply(ctx, g, trans, x, ax);
+    adj_apply(ctx, g, trans, x, ax, y); /* y is free workspace until the GEMMs below */
     fxp__sgemm(ctx, 0, trans, rows, f, f, 1, x, f, g->th0, f, 0, y, f);
     fxp__sgemm(ctx, 0, trans, rows, f, f, 1, ax, f, g->th1, f, 1, y, f);
     fxp__scratch_restore(ctx, m);
@@ -129,12 +163,31 @@ static int graph_param_grad(void *self, fxp_ctx *ctx, const float *u, const floa
     if (g->v1 && g->v1->grad) {
         fxp__arena_mark m = fxp__scratch_save(ctx);
         float *au = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
-        if (!au) return FXP_ENOMEM;
-        adj_apply(ctx, g, 0, u, au);
+        float *tmp = au;
+        if (g->shared && g->b > 1) tmp = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
+        if (!au || !tmp) return FXP_ENOMEM;
+        adj_apply(ctx, g, 0, u, au, tmp);
         fxp__sgemm(ctx, 1, 0, f, f, rows, scale, au, f, gr, f, 1, g->v1->grad, f);
         fxp__scratch_restore(ctx, m);
     }
     return FXP_OK;
+}
+
+/* Tr M = sum_graphs (N Tr th0 + Tr A_hat[b] Tr th1); the second term is 0
+ * for adjacencies from fxp_graph_normalize (no self loops). */
+static double graph_trace(void *self)
+{
+    const graph_op *g = self;
+    double t0 = 0, t1 = 0, ta = 0;
+    for (int i = 0; i < g->f; i++) {
+        t0 += g->th0[(int64_t)i * g->f + i];
+        t1 += g->th1[(int64_t)i * g->f + i];
+    }
+    const int na = g->shared ? 1 : g->b;
+    for (int b = 0; b < na; b++)
+        for (int i = 0; i < g->n; i++) ta += g->adj[((int64_t)b * g->n + i) * g->n + i];
+    if (g->shared) ta *= g->b;
+    return (double)g->b * g->n * t0 + ta * t1;
 }
 
 static int graph_check(fxp_ctx *ctx, const char *func, const fxp_tensor *x, const fxp_tensor *a,
@@ -147,7 +200,8 @@ static int graph_check(fxp_ctx *ctx, const char *func, const fxp_tensor *x, cons
     const int B = x->shape[0], N = x->shape[1], F = x->shape[2];
     int shared = a->ndim == 2 && a->shape[0] == N && a->shape[1] == N;
     if (!shared && !(a->ndim == 3 && a->shape[0] == B && a->shape[1] == N && a->shape[2] == N))
-        return fxp__err(ctx, FXP_ESHAPE, func, "adjacency %s must be [%d,%d] or [%d,%d,%d] for x %s",
+        return fxp__err(ctx, FXP_ESHAPE, func,
+                        "adjacency %s must be [%d,%d] or [%d,%d,%d] for x %s",
                         fxp_tensor_shape_str(a, s1, sizeof s1), N, N, B, N, N,
                         fxp_tensor_shape_str(x, s2, sizeof s2));
     if (t0->ndim != 2 || t0->shape[0] != F || t0->shape[1] != F || !fxp_tensor_same_shape(t0, t1))
@@ -173,8 +227,9 @@ int fxp_expm_graph(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_tensor *adj
     if (rc < 0) return rc;
     g->v0 = theta0;
     g->v1 = theta1;
-    *op = (fxp_linop){ g, fxp_tensor_numel(&x->value), graph_apply, graph_apply_t,
-                       graph_param_grad };
+    *op = (fxp_linop){ .self = g, .size = fxp_tensor_numel(&x->value), .apply = graph_apply,
+                       .apply_t = graph_apply_t, .param_grad = graph_param_grad,
+                       .trace = graph_trace };
     fxp_var *params[2] = { theta0, theta1 };
     return fxp_expm_linop(t, out, x, op, inverse, 2, params, opts, info);
 }
@@ -243,7 +298,8 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
     rc = fxp_graph_normalize(ctx, &a, &ah, NULL);
     if (rc >= 0) {
         graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL };
-        fxp_linop op = { &g, size, graph_apply, graph_apply_t, NULL };
+        fxp_linop op = { .self = &g, .size = size, .apply = graph_apply,
+                         .apply_t = graph_apply_t };
         fxp_expm_opts o = fxp_expm_fixed(terms);
         rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
     }
@@ -272,11 +328,9 @@ double fxp_graph_conv_exp_logdet(const float *theta0, int nodes, int features)
                 (const void *)theta0, nodes, features);
         return NAN;
     }
+    if (fxp__check_finite_buf(NULL, __func__, "theta0", theta0, (int64_t)features * features) < 0)
+        return NAN;
     double acc = 0;
     for (int i = 0; i < features; i++) acc += theta0[(int64_t)i * features + i];
-    if (!isfinite(acc)) {
-        FXP_ERR(NULL, FXP_ENUMERIC, "theta0's diagonal is not finite");
-        return NAN;
-    }
     return (double)nodes * acc;
 }

@@ -1,9 +1,9 @@
 /* Small dense linear algebra in double precision: LU with partial pivoting,
  * log|det|, and inverses (for the 1x1 channel mixers). */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
+#include "blas/blas.h"
 #include "expm/expm_internal.h"
 
 /* In-place LU of a [d, d] (row-major, double) with row pivots piv; returns
@@ -33,11 +33,11 @@ static int lu(double *a, int d, int *piv)
     return swaps;
 }
 
-/* inv = A^-1 from the LU factors (solving for each unit vector). */
-static void lu_inverse(const double *lu_, const int *piv, int d, double *inv)
+/* inv = A^-1 from the LU factors (solving for each unit vector); b: d
+ * doubles of workspace. */
+static void lu_inverse(const double *lu_, const int *piv, int d, double *inv, double *b)
 {
-    for (int c = 0; c < d; c++) { /* solve A x = e_c for each column (d <= 4096) */
-        double b[4096];
+    for (int c = 0; c < d; c++) { /* solve A x = e_c for each column */
         for (int i = 0; i < d; i++) b[i] = i == c;
         for (int k = 0; k < d; k++) { /* apply the row swaps */
             double t = b[k];
@@ -56,13 +56,16 @@ static void lu_inverse(const double *lu_, const int *piv, int d, double *inv)
 
 int fxp_matrix_inverse(fxp_ctx *ctx, const float *w, float *inv, int d)
 {
+    if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
     if (!w || !inv || d < 1 || d > 4096)
-        return FXP_ERR(ctx, FXP_EINVAL, "bad arguments (d = %d, must be 1..4096)", d);
-    double *a = malloc((size_t)d * d * 2 * sizeof(double));
-    int *piv = malloc((size_t)d * sizeof(int));
+        return FXP_ERR(ctx, FXP_EINVAL, "bad arguments (w %p, inv %p, d = %d, must be 1..4096)",
+                       (const void *)w, (void *)inv, d);
+    fxp__arena_mark mark = fxp__scratch_save(ctx);
+    double *a = fxp__scratch_alloc(ctx, ((size_t)d * d * 2 + d) * sizeof(double));
+    int *piv = fxp__scratch_alloc(ctx, (size_t)d * sizeof(int));
     int rc = FXP_OK;
     if (!a || !piv) {
-        rc = FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate a %dx%d factorisation", d, d);
+        rc = FXP_ENOMEM;
         goto out;
     }
     for (int64_t i = 0; i < (int64_t)d * d; i++) a[i] = w[i];
@@ -71,11 +74,10 @@ int fxp_matrix_inverse(fxp_ctx *ctx, const float *w, float *inv, int d)
         goto out;
     }
     double *res = a + (int64_t)d * d;
-    lu_inverse(a, piv, d, res);
+    lu_inverse(a, piv, d, res, res + (int64_t)d * d);
     for (int64_t i = 0; i < (int64_t)d * d; i++) inv[i] = (float)res[i];
 out:
-    free(a);
-    free(piv);
+    fxp__scratch_restore(ctx, mark);
     return rc;
 }
 
@@ -102,7 +104,7 @@ int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w)
                        fxp_tensor_shape_str(&w->value, s1, sizeof s1));
     const int d = w->value.shape[0];
     fxp__arena_mark mark = fxp__scratch_save(ctx);
-    double *a = fxp__scratch_alloc(ctx, (size_t)d * d * 2 * sizeof(double));
+    double *a = fxp__scratch_alloc(ctx, ((size_t)d * d * 2 + d) * sizeof(double));
     int *piv = fxp__scratch_alloc(ctx, (size_t)d * sizeof(int));
     int rc = FXP_OK;
     if (!a || !piv) {
@@ -111,7 +113,8 @@ int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w)
     }
     for (int64_t i = 0; i < (int64_t)d * d; i++) a[i] = w->value.data[i];
     if (lu(a, d, piv) < 0) {
-        rc = FXP_ERR(ctx, FXP_ENUMERIC, "matrix %s is singular", fxp_tensor_shape_str(&w->value, s1, sizeof s1));
+        rc = FXP_ERR(ctx, FXP_ENUMERIC, "matrix %s is singular",
+                     fxp_tensor_shape_str(&w->value, s1, sizeof s1));
         goto out;
     }
     double acc = 0;
@@ -126,7 +129,7 @@ int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w)
             goto out;
         }
         double *res = a + (int64_t)d * d;
-        lu_inverse(a, piv, d, res);
+        lu_inverse(a, piv, d, res, res + (int64_t)d * d);
         for (int i = 0; i < d; i++) /* W^-T */
             for (int j = 0; j < d; j++) inv_t[(int64_t)i * d + j] = (float)res[(int64_t)j * d + i];
         if ((rc = fxp_tape_record(t, "fxp_logabsdet", logabsdet_backward, y, 1, &w, inv_t)) < 0)
@@ -138,25 +141,21 @@ out:
     return rc;
 }
 
-/* out = W^-1; dW += -W^-T G W^-T with G = dL/dout (computed as -(Y^T G Y^T), Y = W^-1). */
+/* out = Y = W^-1; dL/dW = -W^-T G W^-T = -Y^T (G Y^T) with G = dL/dout:
+ * two [d, d] GEMMs through a scratch product. */
 static int inverse_backward(fxp_tape *t, const fxp_node *n)
 {
-    (void)t;
     fxp_var *w = n->in[0];
     if (!w->grad) return FXP_OK;
+    fxp_ctx *ctx = fxp_tape_ctx(t);
     const int d = w->value.shape[0];
     const float *y = n->out->value.data, *g = n->out->grad;
-    for (int i = 0; i < d; i++)
-        for (int j = 0; j < d; j++) {
-            /* (Y^T G Y^T)[i,j] = sum_{k,l} Y[k,i] G[k,l] Y[j,l] */
-            double acc = 0;
-            for (int k = 0; k < d; k++) {
-                double yki = y[(int64_t)k * d + i];
-                if (yki == 0.0) continue;
-                for (int l = 0; l < d; l++) acc += yki * g[(int64_t)k * d + l] * y[(int64_t)j * d + l];
-            }
-            w->grad[(int64_t)i * d + j] -= (float)acc;
-        }
+    fxp__arena_mark mark = fxp__scratch_save(ctx);
+    float *gyt = fxp__scratch_alloc(ctx, (size_t)d * d * sizeof(float));
+    if (!gyt) return FXP_ENOMEM;
+    fxp__sgemm(ctx, 0, 1, d, d, d, 1, g, d, y, d, 0, gyt, d);         /* G Y^T */
+    fxp__sgemm(ctx, 1, 0, d, d, d, -1, y, d, gyt, d, 1, w->grad, d);  /* -= Y^T (G Y^T) */
+    fxp__scratch_restore(ctx, mark);
     return FXP_OK;
 }
 

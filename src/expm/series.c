@@ -109,6 +109,7 @@ static int series(fxp_ctx *ctx, fxp_tape *tape, const fxp_linop *op, const float
     const double xnorm = sqrt(fxp__sumsq(ctx, x, n));
     if (y != x) memcpy(y, x, (size_t)n * sizeof(float));
     const float *prev = x;
+    const double mu = o->norm_bound > 0 ? o->norm_bound : op->norm_bound;
     double ni = xnorm, bound = -1;
     int T = 0;
     for (int i = 1; i <= tmax; i++) {
@@ -130,7 +131,7 @@ static int series(fxp_ctx *ctx, fxp_tape *tape, const fxp_linop *op, const float
         if (saved) saved[i] = dst;
         prev = dst;
         T = i;
-        bound = remainder_bound(o->norm_bound, i, ni);
+        bound = remainder_bound(mu, i, ni);
         if (adaptive && i >= o->min_terms) {
             double est = bound >= 0 ? bound : ni;
             if (est <= o->tol * xnorm) break;
@@ -153,11 +154,24 @@ out:
     return rc;
 }
 
+double fxp_expm_linop_logdet(fxp_ctx *ctx, const fxp_linop *op, int negate)
+{
+    if (!op || !op->trace) {
+        FXP_ERR(ctx, FXP_EINVAL, "operator %s", op ? "has no trace callback" : "is NULL");
+        return NAN;
+    }
+    const double tr = op->trace(op->self);
+    return negate ? -tr : tr;
+}
+
 int fxp_expm_linop_apply(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y,
                          int negate, const fxp_expm_opts *opts, fxp_expm_info *info)
 {
     if (!ctx || !op || !op->apply || !x || !y || op->size < 1)
         return FXP_ERR(ctx, FXP_EINVAL, "NULL argument or empty operator");
+    if (!(op->norm_bound >= 0) || !isfinite(op->norm_bound))
+        return FXP_ERR(ctx, FXP_EINVAL, "operator norm_bound = %g must be finite and >= 0",
+                       op->norm_bound);
     opts = fxp__expm_opts_or_default(opts);
     int rc = fxp__expm_check_opts(ctx, __func__, opts);
     if (rc < 0) return rc;
@@ -168,17 +182,22 @@ typedef struct linop_saved {
     fxp_linop op;
     float sign;
     int terms;
-    float **t; /* t[0] = x (never written), t[1..terms-1] on the tape */
+    int consumed; /* set by the backward, which overwrites t[1..] */
+    float **t;    /* t[0] = x (never written), t[1..terms-1] on the tape */
 } linop_saved;
 
 /* Adjoint recursion: a_T = g, a_{i-1} = g + (s/i) M^T a_i, dx += a_0,
  * dtheta += (s/i) d<a_i, M t_{i-1}>/dtheta.  Memory: one scratch buffer for
  * a; M^T a_i is written over t_i, which is dead once step i+1 is done (so the
- * node can be back-propagated once, as every tape node). */
+ * node can be back-propagated once; a second backward is refused). */
 static int linop_backward(fxp_tape *tape, const fxp_node *node)
 {
-    const linop_saved *sv = node->saved;
+    linop_saved *sv = node->saved;
     fxp_ctx *ctx = fxp_tape_ctx(tape);
+    if (sv->consumed)
+        return FXP_ERR(ctx, FXP_ESTATE, "the exponential's saved terms were used by an earlier "
+                       "backward through this tape; rebuild the tape to differentiate again");
+    sv->consumed = 1;
     const int64_t n = sv->op.size;
     const float *g = node->out->grad;
     fxp_var *x = node->in[0];
@@ -221,6 +240,9 @@ int fxp_expm_linop(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_linop *op, 
     fxp_ctx *ctx = fxp_tape_ctx(t);
     if (!out || !x || !op || !op->apply || !op->apply_t)
         return FXP_ERR(ctx, FXP_EINVAL, "NULL argument or incomplete operator");
+    if (!(op->norm_bound >= 0) || !isfinite(op->norm_bound))
+        return FXP_ERR(ctx, FXP_EINVAL, "operator norm_bound = %g must be finite and >= 0",
+                       op->norm_bound);
     if (n_params < 0 || n_params > FXP_NODE_MAX_IN - 1 || (n_params && !params))
         return FXP_ERR(ctx, FXP_EINVAL, "n_params = %d outside [0, %d]", n_params,
                        FXP_NODE_MAX_IN - 1);
@@ -248,6 +270,7 @@ int fxp_expm_linop(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_linop *op, 
         sv->op = *op;
         sv->sign = negate ? -1.0f : 1.0f;
         sv->terms = local.terms;
+        sv->consumed = 0;
         sv->t = terms;
         if ((rc = fxp_tape_record(t, "fxp_expm", linop_backward, y, n_params + 1, in, sv)) < 0)
             return rc;

@@ -174,16 +174,16 @@ static void convexp_destroy(fxp_flow *f) { free(f); }
 static const fxp_flow_vtable convexp_vtable = { "convexp", convexp_forward, convexp_inverse,
                                                 convexp_destroy };
 
-/* A random orthogonal C x C matrix: Gram-Schmidt on Gaussian columns. */
-static void random_orthogonal(fxp_rng *rng, float *q, int c)
+/* A random orthogonal C x C matrix: Gram-Schmidt on Gaussian columns
+ * (a Gaussian matrix has full rank with probability 1). */
+static int random_orthogonal(fxp_ctx *ctx, fxp_rng *rng, float *q, int c)
 {
     double *a = malloc((size_t)c * c * sizeof(double));
     float *g = malloc((size_t)c * c * sizeof(float));
-    if (!a || !g) { /* fall back to the identity */
-        for (int i = 0; i < c * c; i++) q[i] = (i % (c + 1)) == 0;
+    if (!a || !g) {
         free(a);
         free(g);
-        return;
+        return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate a %dx%d matrix", c, c);
     }
     fxp_rng_normal(rng, g, (size_t)c * c, 0, 1);
     for (int i = 0; i < c * c; i++) a[i] = g[i];
@@ -201,6 +201,7 @@ static void random_orthogonal(fxp_rng *rng, float *q, int c)
     for (int i = 0; i < c * c; i++) q[i] = (float)a[i];
     free(a);
     free(g);
+    return FXP_OK;
 }
 
 int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_convexp_opts *opts,
@@ -213,11 +214,13 @@ int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_co
         (o->padding == FXP_PAD_CIRCULAR && (o->kernel > o->height || o->kernel > o->width)) ||
         o->mixer < FXP_MIXER_NONE || o->mixer > FXP_MIXER_HOUSEHOLDER ||
         (o->mixer == FXP_MIXER_HOUSEHOLDER && o->reflections < 1) || !(o->coeff > 0) ||
+        !isfinite(o->coeff) ||
         o->power_steps < 0 || o->terms_train < 1 || o->terms_eval < 1 || o->terms_train > 1000 ||
         o->terms_eval > 1000)
         return FXP_ERR(ctx, FXP_EINVAL,
                        "bad options: C=%d H=%d W=%d kernel %d (odd; <= H, W if circular), "
-                       "mixer %d (R=%d), coeff %g > 0, power_steps %d >= 0, terms %d/%d in [1,1000]",
+                       "mixer %d (R=%d), coeff %g finite > 0, power_steps %d >= 0, "
+                       "terms %d/%d in [1,1000]",
                        o->channels, o->height, o->width, o->kernel, (int)o->mixer, o->reflections,
                        (double)o->coeff, o->power_steps, o->terms_train, o->terms_eval);
     convexp_layer *l = calloc(1, sizeof *l);
@@ -245,7 +248,8 @@ int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_co
     }
     fxp_rng_normal(rng, fxp_param_value(l->kernel).data, (size_t)C * C * k * k, 0,
                    1.0f / (float)(C * k * k));
-    if (o->mixer == FXP_MIXER_PLAIN) random_orthogonal(rng, fxp_param_value(l->mixer).data, C);
+    if (o->mixer == FXP_MIXER_PLAIN)
+        FXP_TRY(random_orthogonal(ctx, rng, fxp_param_value(l->mixer).data, C));
     if (o->mixer == FXP_MIXER_HOUSEHOLDER)
         fxp_rng_normal(rng, fxp_param_value(l->mixer).data, (size_t)ms[0] * C, 0, 1);
     fxp_spectral_init(rng, fxp_param_value(l->u).data, uv);

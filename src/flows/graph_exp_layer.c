@@ -1,4 +1,5 @@
 /* The graph convolution exponential as a flow layer (see layers.h). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +14,7 @@ typedef struct gce_layer {
 
 void fxp_graph_conv_exp_opts_default(fxp_graph_conv_exp_opts *o)
 {
-    *o = (fxp_graph_conv_exp_opts){ 2, 6, 13, 1.0f, 1.0f };
+    *o = (fxp_graph_conv_exp_opts){ 2, 6, 13, 1.0f, 1.0f, 0 };
 }
 
 /* The normalised parameters and adjacency of one call; logdet scalar N Tr theta0_hat. */
@@ -34,11 +35,12 @@ static int gce_prepare(gce_layer *l, fxp_tape *t, const fxp_flow_io *io, const f
     int rc, maxdeg = 1;
     FXP_TRY(fxp_graph_normalize(ctx, io->adj, ahat, &maxdeg));
     const int steps = io->training ? 1 : 0;
+    const int deg = l->o.max_degree > 0 ? l->o.max_degree : maxdeg;
     fxp_var *w0, *w1, *tr;
     FXP_TRY(fxp_tape_param(t, &w0, l->theta0));
     FXP_TRY(fxp_tape_param(t, &w1, l->theta1));
     FXP_TRY(fxp_spectral_norm_dense(t, th0, w0, fxp_param_value(l->u0).data,
-                                    fxp_param_value(l->v0).data, l->o.coeff0 / (float)maxdeg,
+                                    fxp_param_value(l->v0).data, l->o.coeff0 / (float)deg,
                                     steps, NULL));
     FXP_TRY(fxp_spectral_norm_dense(t, th1, w1, fxp_param_value(l->u1).data,
                                     fxp_param_value(l->v1).data, l->o.coeff1, steps, NULL));
@@ -101,11 +103,13 @@ int fxp_graph_conv_exp_new(fxp_ctx *ctx, fxp_params *ps, const char *name,
     if (!ps || !opts || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     const fxp_graph_conv_exp_opts *o = opts;
     if (o->features < 1 || o->terms_train < 1 || o->terms_eval < 1 || o->terms_train > 1000 ||
-        o->terms_eval > 1000 || !(o->coeff0 > 0) || !(o->coeff1 > 0))
+        o->terms_eval > 1000 || !(o->coeff0 > 0) || !(o->coeff1 > 0) || !isfinite(o->coeff0) ||
+        !isfinite(o->coeff1) || o->max_degree < 0)
         return FXP_ERR(ctx, FXP_EINVAL,
-                       "bad options (features %d, terms %d/%d in [1,1000], coeff0 %g, coeff1 %g > 0)",
+                       "bad options (features %d, terms %d/%d in [1,1000], coeff0 %g, coeff1 %g "
+                       "finite and > 0, max_degree %d >= 0)",
                        o->features, o->terms_train, o->terms_eval, (double)o->coeff0,
-                       (double)o->coeff1);
+                       (double)o->coeff1, o->max_degree);
     gce_layer *l = calloc(1, sizeof *l);
     if (!l) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate layer %s", name ? name : "");
     int rc;
