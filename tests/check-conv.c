@@ -42,12 +42,23 @@ static double rel_err_d(const float *a, const double *b, size_t n)
 {
     double num = 0, den = 1e-12;
     for (size_t i = 0; i < n; i++) {
-        num = fmax(num, fabs(a[i] - b[i]));
+        double d = fabs(a[i] - b[i]);
+        if (!(d <= num)) num = d; /* NaN propagates */
         den = fmax(den, fabs(b[i]));
     }
     return num / den;
 }
 
+static double dot(const float *a, const float *b, size_t n)
+{
+    double acc = 0;
+    for (size_t i = 0; i < n; i++) acc += (double)a[i] * b[i];
+    return acc;
+}
+
+/* Kernels against the naive loops on shape s: forward with and without bias,
+ * the adjoint identity <conv(x), dy> = <x, conv^T(dy)>, dx and dW against
+ * naive_backward, db against plain sums. */
 static void check_shape(fxp__conv_shape s, int threads)
 {
     fxp_ctx *ctx = test_ctx(threads);
@@ -64,16 +75,25 @@ static void check_shape(fxp__conv_shape s, int threads)
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         fxp__conv2d_naive(&s, yr, x, w, with_bias ? b : NULL);
         ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, with_bias ? b : NULL, 1, 0));
-        ck_assert_msg(test_rel_err(y, yr, ny) < 1e-5, "forward %dx%d pad %d: %g", s.kh, s.kw,
-                      s.padding, test_rel_err(y, yr, ny));
+        ck_assert_msg(test_rel_err(y, yr, ny) < 1e-5,
+                      "forward n=%d %dx%d image %dx%d kernel pad %d threads %d bias %d: %g", s.n,
+                      s.h, s.w, s.kh, s.kw, s.padding, threads, with_bias,
+                      test_rel_err(y, yr, ny));
     }
     naive_backward(&s, x, w, dy, dxr, dwr);
     memset(dx, 0, nx * 4);
     memset(dw, 0, nw * 4);
     ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, 1, 0));
     ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw, dy, x, 1));
-    ck_assert_msg(rel_err_d(dx, dxr, nx) < 1e-5, "backward data: %g", rel_err_d(dx, dxr, nx));
-    ck_assert_msg(rel_err_d(dw, dwr, nw) < 1e-5, "backward weight: %g", rel_err_d(dw, dwr, nw));
+    ck_assert_msg(rel_err_d(dx, dxr, nx) < 1e-5, "backward data %dx%d image %dx%d kernel: %g",
+                  s.h, s.w, s.kh, s.kw, rel_err_d(dx, dxr, nx));
+    ck_assert_msg(rel_err_d(dw, dwr, nw) < 1e-5, "backward weight %dx%d image %dx%d kernel: %g",
+                  s.h, s.w, s.kh, s.kw, rel_err_d(dw, dwr, nw));
+    /* y holds conv(x) + b here; the identity is for the linear part */
+    fxp__conv2d_naive(&s, yr, x, w, NULL);
+    const double lhs = dot(yr, dy, ny), rhs = dot(x, dx, nx);
+    ck_assert_msg(fabs(lhs - rhs) < 1e-5 * (fabs(lhs) + sqrt((double)ny)),
+                  "adjoint identity: <conv x, dy> = %.9g, <x, conv^T dy> = %.9g", lhs, rhs);
     memset(db, 0, s.c_out * 4);
     fxp__conv2d_backward_bias(ctx, &s, db, dy);
     for (int o = 0; o < s.c_out; o++) {
@@ -89,10 +109,11 @@ static void check_shape(fxp__conv_shape s, int threads)
 
 START_TEST(test_kernels_vs_naive)
 {
-    /* batch 3, 5x7 images, kernels 1/3/5 and 3x5, C_in != C_out */
-    const int ks[4][2] = { { 1, 1 }, { 3, 3 }, { 5, 5 }, { 3, 5 } };
+    /* batch 3, 5x7 images, kernels 1/3/5, 3x5, 5x1 and 5x7 (the whole
+     * image), C_in != C_out */
+    const int ks[6][2] = { { 1, 1 }, { 3, 3 }, { 5, 5 }, { 3, 5 }, { 5, 1 }, { 5, 7 } };
     for (int pad = 0; pad < 2; pad++)
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < 6; k++)
             for (int threads = 1; threads <= 2; threads++) {
                 fxp__conv_shape s = { 3, 4, 5, 7, 6, ks[k][0], ks[k][1], (fxp_padding)pad };
                 check_shape(s, threads);
@@ -102,26 +123,84 @@ START_TEST(test_kernels_vs_naive)
 }
 END_TEST
 
-START_TEST(test_alpha_beta)
+START_TEST(test_kernels_odd_images)
 {
-    fxp_ctx *ctx = test_ctx(2);
-    fxp__conv_shape s = { 3, 2, 4, 5, 3, 3, 3, FXP_PAD_ZERO };
-    float x[120], w[54], y[180], y0[180], ref[180], dx[120], dx0[120], dxr[120], dy[180];
-    test_randn(x, 120, 1, 1);
-    test_randn(w, 54, 2, 1);
-    test_randn(y0, 180, 3, 1);
-    test_randn(dy, 180, 4, 1);
-    test_randn(dx0, 120, 5, 1);
+    /* zero padding with kernels larger than the image, one-pixel-wide and
+     * one-pixel-high images, more output than input channels */
+    const fxp__conv_shape zs[5] = {
+        { 2, 3, 2, 3, 4, 5, 7, FXP_PAD_ZERO }, { 3, 2, 6, 1, 3, 3, 3, FXP_PAD_ZERO },
+        { 3, 2, 1, 6, 5, 3, 5, FXP_PAD_ZERO }, { 2, 1, 1, 1, 2, 3, 3, FXP_PAD_ZERO },
+        { 4, 2, 6, 1, 3, 5, 1, FXP_PAD_CIRCULAR },
+    };
+    for (int i = 0; i < 5; i++)
+        for (int threads = 1; threads <= 2; threads++) check_shape(zs[i], threads);
+}
+END_TEST
+
+/* y = alpha conv(x) + beta y + bias (bias unscaled); dx = alpha conv^T(dy) +
+ * beta dx; dW += alpha dY col^T; db += sums.  beta = 0 must ignore NaN in
+ * the output. 3x3 and 1x1 kernels, 1 and 2 threads. */
+static void check_alpha_beta(int k, int threads)
+{
+    fxp_ctx *ctx = test_ctx(threads);
+    fxp__conv_shape s = { 3, 2, 4, 5, 3, k, k, FXP_PAD_ZERO };
+    const int nx = 120, ny = 180, nw = 3 * 2 * k * k;
+    float x[120], w[54], b[3], y[180], y0[180], ref[180], dx[120], dx0[120], dxr[120], dy[180],
+        dw[54], dw0[54], dwr[54], db[3];
+    test_randn(x, nx, 1, 1);
+    test_randn(w, nw, 2, 1);
+    test_randn(b, 3, 6, 1);
+    test_randn(y0, ny, 3, 1);
+    test_randn(dy, ny, 4, 1);
+    test_randn(dx0, nx, 5, 1);
+    test_randn(dw0, nw, 7, 1);
     fxp__conv2d_naive(&s, ref, x, w, NULL);
     memcpy(y, y0, sizeof y);
-    ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, NULL, 0.5f, 2.0f));
-    for (int i = 0; i < 180; i++) ck_assert_float_eq_tol(y[i], 0.5f * ref[i] + 2 * y0[i], 1e-4f);
+    ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, b, 0.5f, 2.0f));
+    for (int i = 0; i < ny; i++)
+        ck_assert_float_eq_tol(y[i], 0.5f * ref[i] + 2 * y0[i] + b[i / 20 % 3], 1e-4f);
+    for (int i = 0; i < ny; i++) y[i] = NAN;
+    ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, NULL, 1.5f, 0.0f));
+    for (int i = 0; i < ny; i++) ck_assert_float_eq_tol(y[i], 1.5f * ref[i], 1e-4f);
+
     memset(dxr, 0, sizeof dxr);
     ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dxr, dy, w, 1, 0));
     memcpy(dx, dx0, sizeof dx);
     ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, -1.5f, 0.25f));
-    for (int i = 0; i < 120; i++) ck_assert_float_eq_tol(dx[i], -1.5f * dxr[i] + 0.25f * dx0[i], 1e-4f);
+    for (int i = 0; i < nx; i++)
+        ck_assert_float_eq_tol(dx[i], -1.5f * dxr[i] + 0.25f * dx0[i], 1e-4f);
+    memcpy(dx, dx0, sizeof dx);
+    ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, 1, 1));
+    for (int i = 0; i < nx; i++) ck_assert_float_eq_tol(dx[i], dxr[i] + dx0[i], 1e-4f);
+    for (int i = 0; i < nx; i++) dx[i] = NAN;
+    ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, 2, 0));
+    for (int i = 0; i < nx; i++) ck_assert_float_eq_tol(dx[i], 2 * dxr[i], 1e-4f);
+
+    memset(dwr, 0, sizeof dwr);
+    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dwr, dy, x, 1));
+    memcpy(dw, dw0, sizeof dw);
+    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw, dy, x, 0.5f));
+    for (int i = 0; i < nw; i++) ck_assert_float_eq_tol(dw[i], dw0[i] + 0.5f * dwr[i], 1e-4f);
+
+    db[0] = 1;
+    db[1] = 2;
+    db[2] = 3;
+    fxp__conv2d_backward_bias(ctx, &s, db, dy);
+    for (int o = 0; o < 3; o++) {
+        double acc = o + 1;
+        for (int n = 0; n < 3; n++)
+            for (int i = 0; i < 20; i++) acc += dy[(n * 3 + o) * 20 + i];
+        ck_assert_double_eq_tol(db[o], acc, 1e-4);
+    }
     fxp_ctx_free(ctx);
+}
+
+START_TEST(test_alpha_beta)
+{
+    for (int threads = 1; threads <= 2; threads++) {
+        check_alpha_beta(3, threads);
+        check_alpha_beta(1, threads);
+    }
 }
 END_TEST
 
@@ -175,20 +254,74 @@ START_TEST(test_op_gradcheck)
 }
 END_TEST
 
+/* At 2 threads, repeated calls give bitwise equal results (dW partial sums
+ * are reduced in a fixed order). */
 START_TEST(test_deterministic)
 {
     fxp_ctx *ctx = test_ctx(2);
-    fxp__conv_shape s = { 8, 6, 9, 11, 5, 3, 3, FXP_PAD_ZERO };
-    size_t nx = 8 * 6 * 99, ny = 8 * 5 * 99, nw = 5 * 6 * 9;
-    float *x = malloc(nx * 4), *dy = malloc(ny * 4), *w = malloc(nw * 4), *dw1 = calloc(nw, 4),
-          *dw2 = calloc(nw, 4);
-    test_randn(x, nx, 1, 1);
-    test_randn(dy, ny, 2, 1);
-    test_randn(w, nw, 3, 1);
-    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw1, dy, x, 1));
-    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw2, dy, x, 1));
-    ck_assert_mem_eq(dw1, dw2, nw * 4);
-    free(x); free(dy); free(w); free(dw1); free(dw2);
+    for (int k = 1; k <= 3; k += 2) {
+        fxp__conv_shape s = { 9, 6, 9, 11, 5, k, k, FXP_PAD_ZERO };
+        size_t nx = 9 * 6 * 99, ny = 9 * 5 * 99, nw = 5 * 6 * k * k;
+        float *x = malloc(nx * 4), *dy = malloc(ny * 4), *w = malloc(nw * 4),
+              *dw1 = calloc(nw, 4), *dw2 = calloc(nw, 4), *y1 = malloc(ny * 4),
+              *y2 = malloc(ny * 4), *dx1 = calloc(nx, 4), *dx2 = calloc(nx, 4);
+        test_randn(x, nx, 1, 1);
+        test_randn(dy, ny, 2, 1);
+        test_randn(w, nw, 3, 1);
+        for (int rep = 0; rep < 3; rep++) {
+            float *dw = rep ? dw2 : dw1, *y = rep ? y2 : y1, *dx = rep ? dx2 : dx1;
+            memset(dw, 0, nw * 4);
+            memset(dx, 0, nx * 4);
+            ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, NULL, 1, 0));
+            ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, 1, 1));
+            ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw, dy, x, 1));
+            if (!rep) continue;
+            ck_assert_mem_eq(y1, y2, ny * 4);
+            ck_assert_mem_eq(dx1, dx2, nx * 4);
+            ck_assert_mem_eq(dw1, dw2, nw * 4);
+        }
+        free(x); free(dy); free(w); free(dw1); free(dw2); free(y1); free(y2); free(dx1);
+        free(dx2);
+    }
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* Only the inputs that require a gradient get one: x alone, then w alone. */
+START_TEST(test_op_partial_grad)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    int sx[4] = { 2, 3, 4, 5 }, sw[4] = { 4, 3, 3, 3 };
+    fxp__conv_shape s = { 2, 3, 4, 5, 4, 3, 3, FXP_PAD_ZERO };
+    fxp_tensor x, w;
+    ck_assert_ok(fxp_tensor_alloc(ctx, &x, 4, sx));
+    ck_assert_ok(fxp_tensor_alloc(ctx, &w, 4, sw));
+    test_randn(x.data, 120, 1, 1);
+    test_randn(w.data, 108, 2, 1);
+    float dx[120] = { 0 }, dw[108] = { 0 }, ones[160];
+    for (int i = 0; i < 160; i++) ones[i] = 1;
+    ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, ones, w.data, 1, 0));
+    ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw, ones, x.data, 1));
+    for (int which = 0; which < 2; which++) {
+        fxp_tape *t;
+        fxp_var *vx, *vw, *y, *l;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        ck_assert_ok(fxp_tape_input(t, &vx, &x, which == 0));
+        ck_assert_ok(fxp_tape_input(t, &vw, &w, which == 1));
+        ck_assert_ok(fxp_conv2d(t, &y, vx, vw, NULL, NULL));
+        ck_assert_ok(fxp_sum(t, &l, y, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+        if (which == 0) {
+            ck_assert_ptr_null(vw->grad);
+            ck_assert_float_le(test_rel_err(vx->grad, dx, 120), 1e-6);
+        } else {
+            ck_assert_ptr_null(vx->grad);
+            ck_assert_float_le(test_rel_err(vw->grad, dw, 108), 1e-6);
+        }
+        fxp_tape_free(t);
+    }
+    fxp_tensor_release(&x);
+    fxp_tensor_release(&w);
     fxp_ctx_free(ctx);
 }
 END_TEST
@@ -220,6 +353,16 @@ START_TEST(test_errors)
     ck_assert_ok(fxp_conv2d(t, &y, vx, vb, NULL, NULL)); /* zero padding is fine */
     ck_assert_fails(fxp_conv2d(t, &y, vx, vb, vbias, NULL), FXP_ESHAPE, ctx);
     ck_assert_fails(fxp_conv2d(t, &y, vx, NULL, NULL, NULL), FXP_EINVAL, ctx);
+    ck_assert_fails(fxp_conv2d(t, &y, NULL, vb, NULL, NULL), FXP_EINVAL, ctx);
+    ck_assert_fails(fxp_conv2d(t, NULL, vx, vb, NULL, NULL), FXP_EINVAL, ctx);
+    ck_assert_fails(fxp_conv2d(t, &y, vbias, vb, NULL, NULL), FXP_ESHAPE, ctx); /* x 1-D */
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "[3]"));
+    /* the kernel-level check names the caller */
+    fxp__conv_shape zero = { 0, 3, 4, 4, 2, 3, 3, FXP_PAD_ZERO };
+    ck_assert_fails(fxp__conv_check(ctx, "caller_fn", &zero), FXP_EINVAL, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "caller_fn"));
+    fxp__conv_shape badpad = { 1, 3, 4, 4, 2, 3, 3, (fxp_padding)7 };
+    ck_assert_fails(fxp__conv_check(ctx, "caller_fn", &badpad), FXP_EINVAL, ctx);
     fxp_tensor_release(&x);
     fxp_tensor_release(&we);
     fxp_tensor_release(&wc);
@@ -236,8 +379,10 @@ static Suite *conv_suite(void)
     TCase *tc = tcase_create("conv");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_kernels_vs_naive);
+    tcase_add_test(tc, test_kernels_odd_images);
     tcase_add_test(tc, test_alpha_beta);
     tcase_add_test(tc, test_op_gradcheck);
+    tcase_add_test(tc, test_op_partial_grad);
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_errors);
     suite_add_tcase(s, tc);

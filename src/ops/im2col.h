@@ -9,7 +9,8 @@
 
 void fxp__im2col(const fxp__conv_shape *s, const float *x, float *col);
 
-/* x[c, ...] += col entries, the adjoint of fxp__im2col. */
-void fxp__col2im(const fxp__conv_shape *s, const float *col, float *x);
+/* x[c, ...] += col entries, the adjoint of fxp__im2col.  col is used as
+ * scratch: its entries that map outside the image are overwritten with 0. */
+void fxp__col2im(const fxp__conv_shape *s, float *col, float *x);
 
 #endif

@@ -87,9 +87,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_conv: cannot write %s\n", json);
         return 1;
     }
-    if (js) fprintf(js, "{\"blas\": \"%s\", \"core\": \"%s\", \"results\": [\n", fxp__blas_config(),
-                    fxp__blas_corename());
     printf("OpenBLAS: %s (core %s)\n", fxp__blas_config(), fxp__blas_corename());
+    FILE *la = fopen("/proc/loadavg", "r");
+    double load1 = -1;
+    if (la) {
+        if (fscanf(la, "%lf", &load1) == 1)
+            printf("load average (1 min) at start: %.2f on a shared machine\n", load1);
+        fclose(la);
+    }
+    if (js)
+        fprintf(js, "{\"blas\": \"%s\", \"core\": \"%s\", \"load1\": %.2f, \"results\": [\n",
+                fxp__blas_config(), fxp__blas_corename(), load1);
     printf("%-18s %4s %10s %9s %9s %10s %9s %9s\n", "shape B,C,H,W", "thr", "fwd ms", "GFLOP/s",
            "%sgemm", "bwd ms", "GFLOP/s", "%sgemm");
     int first = 1;
@@ -129,9 +137,9 @@ int main(int argc, char **argv)
                 fprintf(js,
                         "%s {\"shape\": [%d,%d,%d,%d], \"threads\": %d, \"sgemm_gflops\": %.2f, "
                         "\"fwd_ms\": %.4f, \"fwd_gflops\": %.2f, \"bwd_ms\": %.4f, "
-                        "\"bwd_gflops\": %.2f}",
+                        "\"bwd_gflops\": %.2f, \"fwd_vs_sgemm\": %.3f, \"bwd_vs_sgemm\": %.3f}",
                         first ? "" : ",\n", B, C, H, W, threads[k], gemm_gf, tf * 1e3, gf,
-                        tb * 1e3, gb);
+                        tb * 1e3, gb, gf / gemm_gf, gb / gemm_gf);
             first = 0;
             free(c.x); free(c.dy); free(c.w); free(c.y); free(c.dx); free(c.dw);
         }
