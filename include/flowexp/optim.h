@@ -19,10 +19,15 @@
  * decay 0.995 per epoch (unit = steps per epoch); its Sylvester runs: Adam
  * (0.9, 0.99), quadratic warm-up, clipping at 1.0.
  *
- * Gradient clipping rescales the whole gradient block so that its L2 norm is
- * at most clip_norm (0 disables).  A non-finite gradient norm makes
+ * Gradient clipping (clip_norm > 0; 0 disables), as
+ * torch.nn.utils.clip_grad_norm_: with ||g|| the L2 norm of the whole raw
+ * gradient block, if ||g|| > clip_norm every gradient is scaled by
+ * clip_norm / (||g|| + 1e-6), leaving a norm just below clip_norm.  Weight
+ * decay is added after clipping and is not clipped.  ||g|| is summed in double
+ * in a fixed order, and the update is elementwise, so the results are
+ * bitwise identical for any thread count.  A non-finite gradient norm makes
  * fxp_optim_step fail with FXP_ENUMERIC and leaves parameters and state
- * untouched.
+ * (m, v, step count) untouched.
  *
  * The optimizer state (step count, m, v) is exposed for checkpoints. An
  * optimizer is bound to its parameter set: register every parameter before
@@ -70,13 +75,19 @@ FXP_API double fxp_optim_schedule(const fxp_optim_config *cfg, int64_t t);
 typedef struct fxp_optim fxp_optim;
 
 /* Validate cfg (FXP_EINVAL naming the bad field) and create an optimizer with
- * zero moments over the trainable block of ps (which must outlive it). */
+ * zero moments over the trainable block of ps (which must outlive it, as
+ * must ctx).  Registering further trainable parameters in ps afterwards
+ * makes every later fxp_optim_step fail with FXP_ESTATE. */
 FXP_API int fxp_optim_new(struct fxp_ctx *ctx, fxp_params *ps, const fxp_optim_config *cfg,
                           fxp_optim **out);
+/* fxp_optim_free(NULL) is a no-op. */
 FXP_API void fxp_optim_free(fxp_optim *opt);
 
-/* One update from the gradients now in ps. Writes the gradient's L2 norm
- * before clipping to *grad_norm if non-NULL. Does not zero the gradients. */
+/* One update from the gradients now in ps, with the learning rate
+ * fxp_optim_schedule(cfg, t) for t = fxp_optim_steps(opt) + 1, which becomes
+ * the new step count.  Writes the gradient's L2 norm before clipping (and
+ * without weight decay) to *grad_norm if non-NULL, also when it fails with
+ * FXP_ENUMERIC.  Does not zero the gradients. */
 FXP_API int fxp_optim_step(fxp_optim *opt, double *grad_norm);
 
 FXP_API const fxp_optim_config *fxp_optim_get_config(const fxp_optim *opt);

@@ -66,7 +66,7 @@ static int check_config(fxp_ctx *ctx, const fxp_optim_config *c)
 
 int fxp_optim_new(fxp_ctx *ctx, fxp_params *ps, const fxp_optim_config *cfg, fxp_optim **out)
 {
-    if (!ps || !cfg || !out) return FXP_ERR(ctx, FXP_EINVAL, "ps, cfg or out is NULL");
+    if (!ctx || !ps || !cfg || !out) return FXP_ERR(ctx, FXP_EINVAL, "ctx, ps, cfg or out is NULL");
     int rc = check_config(ctx, cfg);
     if (rc < 0) return rc;
     fxp_optim *o = calloc(1, sizeof *o);
@@ -123,6 +123,10 @@ int fxp_optim_step(fxp_optim *o, double *grad_norm)
     const double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
     float *m = o->m, *v = o->v;
     const int64_t nn = (int64_t)n;
+    /* w, g, m, v: the n floats of the trainable block, one layout.  Each
+     * element is updated on its own, so the split over threads cannot change
+     * a result; blocks under 64k floats stay on one thread (the fork would
+     * cost more than the loop). */
     if (c->kind == FXP_OPTIM_ADAM) {
         /* theta -= lr * (m / bc1) / (sqrt(v / bc2) + eps) */
         const float step = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
