@@ -461,6 +461,7 @@ static fxp_model *make_model(fxp_ctx *ctx, fxp_params *ps, fxp_graph_model_kind 
     cfg.act = act;
     cfg.base = base;
     cfg.gce_terms_train = cfg.gce_terms_eval = 30;
+    cfg.gce_max_degree = 4; /* so that a graph's map does not depend on its batch */
     fxp_rng rng;
     fxp_rng_seed(&rng, 77 + kind);
     fxp_model *m = NULL;

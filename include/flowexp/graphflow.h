@@ -54,8 +54,9 @@ typedef struct fxp_graph_model_config {
     int linear;                 /* 0/1: per-node F x F linear map too linear */
     int gce_terms_train;        /* series terms in training (gnf-gce) gce_terms_train */
     int gce_terms_eval;         /* series terms in evaluation         gce_terms_eval */
-    float gce_coeff0;           /* ||theta0||_2 <= coeff0 / (N - 1)    gce_coeff0 */
+    float gce_coeff0;           /* ||theta0||_2 <= coeff0 / max degree gce_coeff0 */
     float gce_coeff1;           /* ||theta1||_2 <= coeff1             gce_coeff1 */
+    int gce_max_degree;         /* 0: the call's; >= 1 fixed (layers.h) gce_max_degree */
     fxp_base_kind base;         /* normal | diag                      base */
     /* training (used by the training tools, not by the model)           */
     int batch;                  /* graphs per step                    batch */

@@ -5,8 +5,9 @@
  *   z_b = x_b * exp(s) + t,   x_b = (z_b - t) * exp(-s),
  *   s = bound * tanh(raw / bound),   logdet[g] = sum_{n, f} s[g, n, f].
  * The conditioner is built from dense layers applied to every node with the
- * same weights, plus (message passing) products with the normalised
- * adjacency A_hat, so the layer is permutation equivariant.
+ * same weights plus one of three message kinds (A_hat h, attention over the
+ * edges, edge MLPs), all symmetric in the nodes, so the layer is permutation
+ * equivariant.
  */
 #include <math.h>
 #include <stdio.h>
@@ -125,10 +126,10 @@ static int edge_messages(graph_coupling *c, fxp_tape *t, int r, fxp_var *h, fxp_
     for (int i = 1; i < nl; i++) FXP_TRY(dense_act(c, t, &c->edges[r * nl + i], e, &e));
     /* A_hat [N, N] or [B, N, N] -> [.., N, N, 1] to weight the edges */
     int as[4];
-    const int and_ = ahat->value.ndim;
-    for (int k = 0; k < and_; k++) as[k] = ahat->value.shape[k];
-    as[and_] = 1;
-    FXP_TRY(fxp_reshape(t, &a, ahat, and_ + 1, as));
+    const int ad = ahat->value.ndim;
+    for (int k = 0; k < ad; k++) as[k] = ahat->value.shape[k];
+    as[ad] = 1;
+    FXP_TRY(fxp_reshape(t, &a, ahat, ad + 1, as));
     FXP_TRY(fxp_mul(t, &e, e, a));
     FXP_TRY(fxp_sum(t, msg, e, FXP_AXIS(2), 0));
 out:

@@ -21,8 +21,8 @@ void fxp_graph_model_config_default(fxp_graph_model_config *cfg, fxp_graph_model
     cfg->kind = kind;
     cfg->features = 2;
     cfg->couplings = 12;
-    cfg->hidden = 64;
-    cfg->mlp_layers = 2;
+    cfg->hidden = 48;
+    cfg->mlp_layers = 3;
     cfg->rounds = 1;
     cfg->messages = FXP_GRAPH_COND_ATTN;
     cfg->heads = 4;
@@ -30,17 +30,18 @@ void fxp_graph_model_config_default(fxp_graph_model_config *cfg, fxp_graph_model
     cfg->act = FXP_GRAPH_ACT_RELU;
     cfg->actnorm = 1;
     cfg->linear = 0;
-    cfg->gce_terms_train = 8;
-    cfg->gce_terms_eval = 16;
+    cfg->gce_terms_train = 6;
+    cfg->gce_terms_eval = 12;
     cfg->gce_coeff0 = 1.0f;
     cfg->gce_coeff1 = 1.0f;
+    cfg->gce_max_degree = 0;
     cfg->base = FXP_BASE_STANDARD_NORMAL;
     cfg->batch = 32;
-    cfg->train_steps = 10000;
-    cfg->lr = 1e-3;
-    cfg->lr_decay = 0.96;
-    cfg->decay_every = 1000;
-    cfg->warmup = 0;
+    cfg->train_steps = 6000;
+    cfg->lr = 3e-3;
+    cfg->lr_decay = 0.85;
+    cfg->decay_every = 300;
+    cfg->warmup = 2;
     cfg->clip_norm = 0.0;
 }
 
@@ -98,8 +99,9 @@ static const key_info keys[] = {
     KEY(linear, T_INT, 0, 1),
     KEY(gce_terms_train, T_INT, 1, 1000),
     KEY(gce_terms_eval, T_INT, 1, 1000),
-    KEY(gce_coeff0, T_FLOAT, 0, 1e3),
-    KEY(gce_coeff1, T_FLOAT, 0, 1e3),
+    KEY(gce_coeff0, T_FLOAT, 1e-6, 1e3),
+    KEY(gce_coeff1, T_FLOAT, 1e-6, 1e3),
+    KEY(gce_max_degree, T_INT, 0, 1 << 24),
     KEY(base, T_BASE, 0, 1),
     KEY(batch, T_INT, 1, 1 << 24),
     KEY(train_steps, T_INT, 0, 1 << 30),
@@ -242,6 +244,7 @@ static int new_gce(fxp_ctx *ctx, fxp_params *ps, const char *name,
     o.terms_eval = cfg->gce_terms_eval;
     o.coeff0 = cfg->gce_coeff0;
     o.coeff1 = cfg->gce_coeff1;
+    o.max_degree = cfg->gce_max_degree;
     return fxp_graph_conv_exp_new(ctx, ps, name, &o, rng, out);
 }
 
