@@ -1,6 +1,10 @@
 #!/bin/sh
 # Install the Debian packages libflowexp needs (if missing) and build it into
 # build/.  Called by ./run-demo and ./run-tests; safe to run repeatedly.
+#   scripts/setup.sh [tests]
+# "tests" also installs what only the test suite uses: Python's h5py and numpy
+# (tests/check-h5py.sh reads our HDF5 files with them; never a library
+# dependency).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -8,6 +12,7 @@ cd "$(dirname "$0")/.."
 # pthread build oversubscribes the cores inside OpenMP regions.
 pkgs="gcc libc6-dev meson ninja-build pkg-config libopenblas-openmp-dev libopenblas0-openmp
       libhdf5-dev check zlib1g-dev libpng-dev"
+if [ "${1:-}" = tests ]; then pkgs="$pkgs python3-h5py python3-numpy"; fi
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

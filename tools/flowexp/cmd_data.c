@@ -47,47 +47,15 @@ int cmd_data(int argc, char **argv)
                         specs, n_specs);
         return 0;
     }
-    fxp_mog_kind kind;
-    fxp_mog_parse(dataset, &kind);
-    const int N = fxp_mog_nodes(kind);
+    fxp_mog_dataset_config cfg = { .seed = (uint64_t)seed, .n_train = n_train,
+                                   .n_valid = n_valid, .n_test = n_test, .n_entropy = n_entropy };
+    fxp_mog_parse(dataset, &cfg.kind);
+    const int N = fxp_mog_nodes(cfg.kind);
     int rc = 1;
     fxp_ctx *ctx = NULL;
-    fxp_tensor split[3] = { { 0 } };
-    const int sizes[3] = { n_train, n_valid, n_test };
-    if (fxp_ctx_new(&ctx) < 0 || (threads && fxp_ctx_set_threads(ctx, threads) < 0)) goto fail;
-    /* three independent streams derived from the seed */
-    fxp_rng root, streams[3];
-    fxp_rng_seed(&root, (unsigned long long)seed);
-    for (int k = 0; k < 3; k++) streams[k] = fxp_rng_split(&root);
-    for (int k = 0; k < 3; k++) {
-        int shape[3] = { sizes[k], N, 2 };
-        if (fxp_tensor_alloc(ctx, &split[k], 3, shape) < 0 ||
-            fxp_mog_sample(ctx, kind, &streams[k], sizes[k], split[k].data) < 0)
-            goto fail;
-    }
     double h, se;
-    if (fxp_mog_entropy(ctx, kind, (unsigned long long)seed + 0x5eedull, n_entropy, &h, &se) < 0)
-        goto fail;
-    const char *names[3] = { "train", "valid", "test" };
-    const fxp_tensor *arrays[3] = { &split[0], &split[1], &split[2] };
-    const fxp_attr attrs[] = {
-        { "dataset", FXP_ATTR_STRING, dataset, 0, 0 },
-        { "seed", FXP_ATTR_INT, NULL, 0, seed },
-        { "n_nodes", FXP_ATTR_INT, NULL, 0, N },
-        { "n_train", FXP_ATTR_INT, NULL, 0, n_train },
-        { "n_valid", FXP_ATTR_INT, NULL, 0, n_valid },
-        { "n_test", FXP_ATTR_INT, NULL, 0, n_test },
-        { "entropy_per_node", FXP_ATTR_DOUBLE, NULL, h, 0 },
-        { "entropy_stderr", FXP_ATTR_DOUBLE, NULL, se, 0 },
-        { "entropy_samples", FXP_ATTR_INT, NULL, 0, n_entropy },
-        { "entropy_separated", FXP_ATTR_DOUBLE, NULL, fxp_mog_entropy_separated(kind), 0 },
-        { "marginal_bound", FXP_ATTR_DOUBLE, NULL, fxp_mog_marginal_bound(kind), 0 },
-        { "spacing", FXP_ATTR_DOUBLE, NULL, 10.0, 0 },
-        { "noise_std", FXP_ATTR_DOUBLE, NULL, 1.0, 0 },
-        { "library_version", FXP_ATTR_STRING, fxp_version(), 0, 0 },
-    };
-    if (fxp_h5_write_arrays(ctx, out, 3, names, arrays, (int)(sizeof attrs / sizeof attrs[0]),
-                            attrs) < 0)
+    if (fxp_ctx_new(&ctx) < 0 || (threads && fxp_ctx_set_threads(ctx, threads) < 0) ||
+        fxp_mog_dataset_write(ctx, out, &cfg, &h, &se) < 0)
         goto fail;
     printf("wrote %s: %s, %d nodes, train/valid/test %d/%d/%d; entropy %.4f +- %.4f nats/node\n",
            out, dataset, N, n_train, n_valid, n_test, h, se);
@@ -96,7 +64,6 @@ int cmd_data(int argc, char **argv)
 fail:
     tool_error("data mog", "%s", fxp_last_error());
 done:
-    for (int k = 0; k < 3; k++) fxp_tensor_release(&split[k]);
     fxp_ctx_free(ctx);
     return rc;
 }
