@@ -47,38 +47,50 @@ START_TEST(test_conv_vs_pade_and_logdet)
 }
 END_TEST
 
+/* Four cases cover the operator's paths: a random graph (dense products)
+ * and a complete graph (the O(N F) path), each with F = 3 (loops for small
+ * F) and F = 10 (BLAS). */
 START_TEST(test_graph_vs_pade_and_logdet)
 {
-    const int N = 5, F = 3, n = N * F;
-    float adj[25], t0[9], t1[9], x[15], y[15];
-    random_graph(adj, N, 1);
-    test_randn(t0, 9, 2, 0.4f);
-    test_randn(t1, 9, 3, 0.4f);
-    test_randn(x, 15, 4, 1);
-    double m[225], e[225], ref[15];
-    graph_matrix(adj, t0, t1, N, F, m);
-    ref_expm(m, e, n);
-    for (int i = 0; i < n; i++) {
-        ref[i] = 0;
-        for (int j = 0; j < n; j++) ref[i] += e[i * n + j] * x[j];
+    enum { N = 5, FMAX = 10, NMAX = N * FMAX };
+    for (int c = 0; c < 4; c++) {
+        const int complete = c & 1, F = c < 2 ? 3 : 10, n = N * F;
+        float adj[N * N], t0[FMAX * FMAX], t1[FMAX * FMAX], x[NMAX], y[NMAX];
+        random_graph(adj, N, 1);
+        if (complete)
+            for (int i = 0; i < N * N; i++) adj[i] = i % (N + 1) ? 1.0f : 0.0f;
+        test_randn(t0, (size_t)F * F, 2, 1.2f / (float)F);
+        test_randn(t1, (size_t)F * F, 3, 1.2f / (float)F);
+        test_randn(x, (size_t)n, 4, 1);
+        static double m[NMAX * NMAX], e[NMAX * NMAX];
+        double ref[NMAX];
+        graph_matrix(adj, t0, t1, N, F, m);
+        ref_expm(m, e, n);
+        for (int i = 0; i < n; i++) {
+            ref[i] = 0;
+            for (int j = 0; j < n; j++) ref[i] += e[i * n + j] * x[j];
+        }
+        ck_assert_ok(fxp_graph_conv_exp(x, y, adj, t0, t1, 1, N, F, 30, 0));
+        ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "case %d: graph series vs Pade %g", c,
+                      max_abs_diff_d(y, ref, n));
+        const double ld = fxp_graph_conv_exp_logdet(t0, N, F);
+        double tr0 = 0;
+        for (int i = 0; i < F; i++) tr0 += t0[i * F + i];
+        ck_assert_double_eq_tol(ld, N * tr0, 1e-6);
+        ck_assert_double_eq_tol(ref_logabsdet(e, n), ld, 1e-5);
+        /* the explicit M matches X theta0 + D^-1/2 A D^-1/2 X theta1 entry by entry */
+        double deg[N] = { 0 };
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < N; j++) deg[i] += adj[i * N + j];
+        for (int i = 0; i < N; i++)
+            for (int a = 0; a < F; a++)
+                for (int j = 0; j < N; j++)
+                    for (int b = 0; b < F; b++) {
+                        double want = (i == j ? t0[b * F + a] : 0) +
+                                      adj[i * N + j] / sqrt(deg[i] * deg[j]) * t1[b * F + a];
+                        ck_assert_double_eq_tol(m[(i * F + a) * n + j * F + b], want, 1e-6);
+                    }
     }
-    ck_assert_ok(fxp_graph_conv_exp(x, y, adj, t0, t1, 1, N, F, 30, 0));
-    ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "graph series vs Pade %g", max_abs_diff_d(y, ref, n));
-    const double ld = fxp_graph_conv_exp_logdet(t0, N, F);
-    ck_assert_double_eq_tol(ld, N * (double)(t0[0] + t0[4] + t0[8]), 1e-6);
-    ck_assert_double_eq_tol(ref_logabsdet(e, n), ld, 1e-5);
-    /* the explicit M matches X theta0 + D^-1/2 A D^-1/2 X theta1 entry by entry */
-    double deg[5] = { 0 };
-    for (int i = 0; i < N; i++)
-        for (int j = 0; j < N; j++) deg[i] += adj[i * N + j];
-    for (int i = 0; i < N; i++)
-        for (int a = 0; a < F; a++)
-            for (int j = 0; j < N; j++)
-                for (int b = 0; b < F; b++) {
-                    double want = (i == j ? t0[b * F + a] : 0) +
-                                  adj[i * N + j] / sqrt(deg[i] * deg[j]) * t1[b * F + a];
-                    ck_assert_double_eq_tol(m[(i * F + a) * n + j * F + b], want, 1e-6);
-                }
 }
 END_TEST
 
@@ -469,6 +481,22 @@ START_TEST(test_gradients)
     g_adj_nd = 3;
     memcpy(g_adj_shape, as3, sizeof as3);
     ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_GRAPH, 3, graph_in, NULL, 0, 1e-2);
+
+    /* a complete graph (the O(N F) path) with F = 10 (BLAS products) */
+    enum { CF = 10 };
+    static float cx[2 * 4 * CF], c0[CF * CF], c1[CF * CF];
+    test_randn(cx, 2 * 4 * CF, 15, 1);
+    test_randn(c0, CF * CF, 16, 0.1f);
+    test_randn(c1, CF * CF, 17, 0.1f);
+    int cgs[3] = { 2, 4, CF }, cts[2] = { CF, CF };
+    fxp_tensor tcg = fxp_tensor_wrap(cx, 3, cgs), tc0 = fxp_tensor_wrap(c0, 2, cts),
+               tc1 = fxp_tensor_wrap(c1, 2, cts);
+    fxp_tensor *complete_in[3] = { &tcg, &tc0, &tc1 };
+    for (int i = 0; i < 16; i++) adj[i] = i % 5 ? 1.0f : 0.0f;
+    ck_assert_ok(fxp_graph_normalize(ctx, &ta, &tah, NULL));
+    g_adj_nd = 2;
+    memcpy(g_adj_shape, as, sizeof as);
+    ck_assert_gradcheck(ctx, expm_fn, (void *)(intptr_t)GC_GRAPH, 3, complete_in, NULL, 0, 1e-2);
 
     float dx[3 * 4], w[16];
     int dxs[2] = { 3, 4 }, ws[2] = { 4, 4 };

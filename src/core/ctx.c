@@ -92,31 +92,32 @@ int fxp__omp_thread(void)
 
 #define SUMSQ_CHUNK 16384
 
+/* Sum of squares of x[lo, hi) in double, eight independent partial sums
+ * (a single running sum is bound by the add latency). */
+static double chunk_sumsq(const float *x, int64_t lo, int64_t hi)
+{
+    double acc[8] = { 0 };
+    int64_t i = lo;
+    for (; i + 8 <= hi; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += (double)x[i + l] * x[i + l];
+    for (; i < hi; i++) acc[0] += (double)x[i] * x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* Chunks of SUMSQ_CHUNK floats, summed in chunk order whatever the thread
+ * count; groups of 256 chunks keep the partial sums on the stack. */
 double fxp__sumsq(const fxp_ctx *ctx, const float *x, int64_t n)
 {
     const int64_t nchunks = (n + SUMSQ_CHUNK - 1) / SUMSQ_CHUNK;
-    double stack[256], *part = nchunks <= 256 ? stack : malloc((size_t)nchunks * sizeof(double));
-    if (!part) { /* same order as the chunked sum: chunk by chunk */
-        double total = 0;
-        for (int64_t c = 0; c < nchunks; c++) {
-            double s = 0;
-            for (int64_t i = c * SUMSQ_CHUNK; i < FXP_MIN(n, (c + 1) * SUMSQ_CHUNK); i++)
-                s += (double)x[i] * x[i];
-            total += s;
-        }
-        return total;
-    }
     const int nt = ctx ? ctx->n_threads : 1;
-#pragma omp parallel for num_threads(nt) if (nchunks > 1) schedule(static)
-    for (int64_t c = 0; c < nchunks; c++) {
-        double s = 0;
-        const int64_t hi = FXP_MIN(n, (c + 1) * SUMSQ_CHUNK);
-        for (int64_t i = c * SUMSQ_CHUNK; i < hi; i++) s += (double)x[i] * x[i];
-        part[c] = s;
+    double part[256], total = 0;
+    for (int64_t c0 = 0; c0 < nchunks; c0 += 256) {
+        const int64_t c1 = FXP_MIN(nchunks, c0 + 256);
+        FXP_PARALLEL_FOR(nt, c1 - c0 > 1,
+            for (int64_t c = c0; c < c1; c++)
+                part[c - c0] = chunk_sumsq(x, c * SUMSQ_CHUNK, FXP_MIN(n, (c + 1) * SUMSQ_CHUNK)););
+        for (int64_t c = c0; c < c1; c++) total += part[c - c0];
     }
-    double total = 0;
-    for (int64_t c = 0; c < nchunks; c++) total += part[c];
-    if (part != stack) free(part);
     return total;
 }
 

@@ -72,8 +72,8 @@ void fxp_rng_normal_threads(fxp_rng *rng, float *out, size_t n, float mean, floa
     const int64_t blocks = (int64_t)((n + 3) / 4);
     const uint64_t seed = rng->seed, ctr = rng->counter;
     if (threads < 1) threads = 1;
-#pragma omp parallel for num_threads(threads) if (blocks > 4096) schedule(static)
-    for (int64_t q = 0; q < blocks; q++) normal_block(seed, ctr, (size_t)q, out, n, mean, std);
+    FXP_PARALLEL_FOR(threads, blocks > 4096,
+        for (int64_t q = 0; q < blocks; q++) normal_block(seed, ctr, (size_t)q, out, n, mean, std););
     rng->counter += (uint64_t)blocks;
 }
 

@@ -80,20 +80,99 @@ typedef struct graph_op {
     int b, n, f, shared;
     const float *adj, *th0, *th1;
     fxp_var *v0, *v1; /* gradient targets, or NULL */
+    int complete;     /* every A[b] = c (J - I): see complete_apply */
+    float c;
 } graph_op;
 
-/* dst[i, b, :] = src[b, i, :] (to_node_major) or dst[b, i, :] = src[i, b, :]. */
+/* A complete graph (every off-diagonal entry of A equal to c, a zero
+ * diagonal; the normalised adjacency of a fully connected graph has
+ * c = 1/(N-1)) needs no product with A: (A X)[i] = c (sum_j X[j] - X[i]),
+ * O(N F) per graph instead of O(N^2 F).  The MoG experiments use such
+ * graphs.  A is symmetric, so the transpose is the same. */
+static int is_complete(const float *a, int n, int graphs, float *c)
+{
+    if (n < 2) return 0;
+    const float v = a[1];
+    for (int g = 0; g < graphs; g++)
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                if (a[((int64_t)g * n + i) * n + j] != (i == j ? 0.0f : v)) return 0;
+    *c = v;
+    return 1;
+}
+
+#define COMPLETE_CHUNK 64
+static void complete_graph(int n, int f, float c, const float *restrict x, float *restrict out)
+{
+    if (f == 2) { /* the MoG graphs' 2-D node features */
+        float p0[4] = { 0 }, p1[4] = { 0 }; /* four nodes in flight */
+        int j = 0;
+        for (; j + 4 <= n; j += 4)
+            for (int l = 0; l < 4; l++) {
+                p0[l] += x[2 * (j + l)];
+                p1[l] += x[2 * (j + l) + 1];
+            }
+        for (; j < n; j++) {
+            p0[0] += x[2 * j];
+            p1[0] += x[2 * j + 1];
+        }
+        const float s0 = (p0[0] + p0[1]) + (p0[2] + p0[3]), s1 = (p1[0] + p1[1]) + (p1[2] + p1[3]);
+        for (int i = 0; i < n; i++) {
+            out[2 * i] = c * (s0 - x[2 * i]);
+            out[2 * i + 1] = c * (s1 - x[2 * i + 1]);
+        }
+        return;
+    }
+    for (int f0 = 0; f0 < f; f0 += COMPLETE_CHUNK) {
+        const int fc = FXP_MIN(COMPLETE_CHUNK, f - f0);
+        float sum[COMPLETE_CHUNK];
+        for (int k = 0; k < fc; k++) sum[k] = 0;
+        for (int j = 0; j < n; j++)
+            for (int k = 0; k < fc; k++) sum[k] += x[(int64_t)j * f + f0 + k];
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < fc; k++)
+                out[(int64_t)i * f + f0 + k] = c * (sum[k] - x[(int64_t)i * f + f0 + k]);
+    }
+}
+
+static void complete_apply(fxp_ctx *ctx, const graph_op *g, const float *x, float *out)
+{
+    const int n = g->n, f = g->f, B = g->b;
+    const int64_t gs = (int64_t)n * f;
+    const float c = g->c;
+    FXP_PARALLEL_FOR(ctx->n_threads, B * gs > 65536,
+        for (int b = 0; b < B; b++) complete_graph(n, f, c, x + b * gs, out + b * gs););
+}
+
+/* dst[i, b, :] = src[b, i, :] (to_node_major) or dst[b, i, :] = src[i, b, :].
+ * Rows of F floats are copied by a plain loop: for the small F of graph
+ * features a memcpy call per row cost more than the copy. */
+static void copy_rows(int64_t rows, int F, int64_t s_stride, int64_t d_stride,
+                      const float *restrict src, float *restrict dst)
+{
+    if (F == 2) {
+        for (int64_t r = 0; r < rows; r++) {
+            dst[r * d_stride] = src[r * s_stride];
+            dst[r * d_stride + 1] = src[r * s_stride + 1];
+        }
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int k = 0; k < F; k++) dst[r * d_stride + k] = src[r * s_stride + k];
+}
+
 static void node_major(fxp_ctx *ctx, int B, int N, int F, const float *src, float *dst,
                        int to_node_major)
 {
-    const int64_t total = (int64_t)B * N * F;
-#pragma omp parallel for num_threads(ctx->n_threads) if (total > 65536) schedule(static)
-    for (int i = 0; i < N; i++)
-        for (int b = 0; b < B; b++) {
-            const int64_t bm = ((int64_t)b * N + i) * F, nm = ((int64_t)i * B + b) * F;
-            if (to_node_major) memcpy(dst + nm, src + bm, (size_t)F * sizeof(float));
-            else memcpy(dst + bm, src + nm, (size_t)F * sizeof(float));
-        }
+    const int64_t total = (int64_t)B * N * F, bstride = (int64_t)N * F, nstride = F;
+    FXP_PARALLEL_FOR(ctx->n_threads, total > 65536,
+        for (int i = 0; i < N; i++) {
+            /* graph-major row (b, i) is at b N F + i F; node-major (i, b) at i B F + b F */
+            if (to_node_major)
+                copy_rows(B, F, bstride, nstride, src + (int64_t)i * F, dst + (int64_t)i * B * F);
+            else
+                copy_rows(B, F, nstride, bstride, src + (int64_t)i * B * F, dst + (int64_t)i * F);
+        });
 }
 
 /* out[b] = op(A[b]) x[b] for every graph (op = transpose if tr), [B, N, F],
@@ -104,27 +183,114 @@ static void adj_apply(fxp_ctx *ctx, const graph_op *g, int tr, const float *x, f
 {
     const int64_t gs = (int64_t)g->n * g->f, as = (int64_t)g->n * g->n;
     const int n = g->n, f = g->f, B = g->b;
+    if (g->complete) {
+        complete_apply(ctx, g, x, out);
+        return;
+    }
     if (g->shared && B > 1) { /* out = X', tmp = A X' (node-major), out = tmp back */
         node_major(ctx, B, n, f, x, out, 1);
         fxp__sgemm(ctx, tr, 0, n, B * f, n, 1, g->adj, n, out, B * f, 0, tmp, B * f);
         node_major(ctx, B, n, f, tmp, out, 0);
         return;
     }
-#pragma omp parallel for num_threads(ctx->n_threads) if (B * gs > 16384) schedule(static)
-    for (int b = 0; b < B; b++) {
-        const float *a = g->adj + (g->shared ? 0 : b * as), *xb = x + b * gs;
-        float *yb = out + b * gs;
-        if ((int64_t)n * n * f >= 4096) {
-            fxp__sgemm_serial(tr, 0, n, f, n, 1, a, n, xb, f, 0, yb, f);
-            continue;
-        }
-        memset(yb, 0, (size_t)gs * sizeof(float));
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < n; j++) {
-                const float aij = tr ? a[(int64_t)j * n + i] : a[(int64_t)i * n + j];
-                for (int k = 0; k < f; k++) yb[(int64_t)i * f + k] += aij * xb[(int64_t)j * f + k];
+    FXP_PARALLEL_FOR(ctx->n_threads, B * gs > 16384,
+        for (int b = 0; b < B; b++) {
+            const float *a = g->adj + (g->shared ? 0 : b * as), *xb = x + b * gs;
+            float *yb = out + b * gs;
+            if ((int64_t)n * n * f >= 4096) {
+                fxp__sgemm_serial(tr, 0, n, f, n, 1, a, n, xb, f, 0, yb, f);
+                continue;
             }
+            memset(yb, 0, (size_t)gs * sizeof(float));
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < n; j++) {
+                    const float aij = tr ? a[(int64_t)j * n + i] : a[(int64_t)i * n + j];
+                    for (int k = 0; k < f; k++) yb[(int64_t)i * f + k] += aij * xb[(int64_t)j * f + k];
+                }
+        });
+}
+
+/* Feature counts up to SMALL_F use plain loops for the [F, F] products
+ * below: a BLAS call with k = F = 2 spends its time packing, not
+ * multiplying.  (Measured with bench_expm: graph F = 2 fwd+bwd.) */
+#define SMALL_F 8
+
+/* y[r] = x[r] op(t0) + ax[r] op(t1) for each of the rows (op = transpose
+ * if trans). */
+static void small_theta(fxp_ctx *ctx, int64_t rows, int f, int trans, const float *restrict x,
+                        const float *restrict ax, const float *t0, const float *t1,
+                        float *restrict y)
+{
+    float a0[SMALL_F * SMALL_F], a1[SMALL_F * SMALL_F]; /* op(t) as [k][j] */
+    for (int k = 0; k < f; k++)
+        for (int j = 0; j < f; j++) {
+            a0[k * f + j] = trans ? t0[j * f + k] : t0[k * f + j];
+            a1[k * f + j] = trans ? t1[j * f + k] : t1[k * f + j];
+        }
+    if (f == 2) {
+        FXP_PARALLEL_FOR(ctx->n_threads, rows * f > 65536,
+            for (int64_t r = 0; r < rows; r++) {
+                const float x0 = x[2 * r], x1 = x[2 * r + 1], b0 = ax[2 * r], b1 = ax[2 * r + 1];
+                y[2 * r] = x0 * a0[0] + x1 * a0[2] + b0 * a1[0] + b1 * a1[2];
+                y[2 * r + 1] = x0 * a0[1] + x1 * a0[3] + b0 * a1[1] + b1 * a1[3];
+            });
+        return;
     }
+    FXP_PARALLEL_FOR(ctx->n_threads, rows * f > 65536,
+        for (int64_t r = 0; r < rows; r++)
+            for (int j = 0; j < f; j++) {
+                float acc = 0;
+                for (int k = 0; k < f; k++)
+                    acc += x[r * f + k] * a0[k * f + j] + ax[r * f + k] * a1[k * f + j];
+                y[r * f + j] = acc;
+            });
+}
+
+/* d[k, j] += scale sum_r u[r, k] gr[r, j].  Serial with a fixed summation
+ * order (so the result does not depend on the thread count): blocks of
+ * OUTER_BLOCK rows are summed in float with four rows in flight (independent
+ * chains, so the loop is not bound by the add latency), blocks in double. */
+#define OUTER_BLOCK 256
+static void small_outer(int64_t rows, int f, float scale, const float *u, const float *gr,
+                        float *d)
+{
+    double acc[SMALL_F * SMALL_F] = { 0 };
+    const int ff = f * f;
+    for (int64_t r0 = 0; r0 < rows; r0 += OUTER_BLOCK) {
+        const int64_t r1 = FXP_MIN(rows, r0 + OUTER_BLOCK);
+        float part[4][SMALL_F * SMALL_F] = { { 0 } };
+        int64_t r = r0;
+        if (f == 2) { /* named accumulators stay in registers */
+            float a00[4] = { 0 }, a01[4] = { 0 }, a10[4] = { 0 }, a11[4] = { 0 };
+            for (; r + 4 <= r1; r += 4)
+                for (int l = 0; l < 4; l++) {
+                    const float u0 = u[2 * (r + l)], u1 = u[2 * (r + l) + 1];
+                    const float g0 = gr[2 * (r + l)], g1 = gr[2 * (r + l) + 1];
+                    a00[l] += u0 * g0;
+                    a01[l] += u0 * g1;
+                    a10[l] += u1 * g0;
+                    a11[l] += u1 * g1;
+                }
+            for (int l = 0; l < 4; l++) {
+                part[l][0] = a00[l];
+                part[l][1] = a01[l];
+                part[l][2] = a10[l];
+                part[l][3] = a11[l];
+            }
+        }
+        for (; r + 4 <= r1; r += 4)
+            for (int l = 0; l < 4; l++)
+                for (int k = 0; k < f; k++) {
+                    const float uk = u[(r + l) * f + k];
+                    for (int j = 0; j < f; j++) part[l][k * f + j] += uk * gr[(r + l) * f + j];
+                }
+        for (; r < r1; r++)
+            for (int k = 0; k < f; k++)
+                for (int j = 0; j < f; j++) part[0][k * f + j] += u[r * f + k] * gr[r * f + j];
+        for (int i = 0; i < ff; i++)
+            acc[i] += (double)part[0][i] + part[1][i] + part[2][i] + part[3][i];
+    }
+    for (int i = 0; i < ff; i++) d[i] += (float)(scale * acc[i]);
 }
 
 /* Y = X th0 + (A X) th1 (trans = 0), or Y = X th0^T + (A^T X) th1^T (trans = 1).
@@ -137,8 +303,12 @@ static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, i
     float *ax = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
     if (!ax) return FXP_ENOMEM;
     adj_apply(ctx, g, trans, x, ax, y); /* y is free workspace until the GEMMs below */
-    fxp__sgemm(ctx, 0, trans, rows, f, f, 1, x, f, g->th0, f, 0, y, f);
-    fxp__sgemm(ctx, 0, trans, rows, f, f, 1, ax, f, g->th1, f, 1, y, f);
+    if (f <= SMALL_F) {
+        small_theta(ctx, rows, f, trans, x, ax, g->th0, g->th1, y);
+    } else {
+        fxp__sgemm(ctx, 0, trans, rows, f, f, 1, x, f, g->th0, f, 0, y, f);
+        fxp__sgemm(ctx, 0, trans, rows, f, f, 1, ax, f, g->th1, f, 1, y, f);
+    }
     fxp__scratch_restore(ctx, m);
     return FXP_OK;
 }
@@ -158,8 +328,10 @@ static int graph_param_grad(void *self, fxp_ctx *ctx, const float *u, const floa
 {
     const graph_op *g = self;
     const int rows = g->b * g->n, f = g->f;
-    if (g->v0 && g->v0->grad)
-        fxp__sgemm(ctx, 1, 0, f, f, rows, scale, u, f, gr, f, 1, g->v0->grad, f);
+    if (g->v0 && g->v0->grad) {
+        if (f <= SMALL_F) small_outer(rows, f, scale, u, gr, g->v0->grad);
+        else fxp__sgemm(ctx, 1, 0, f, f, rows, scale, u, f, gr, f, 1, g->v0->grad, f);
+    }
     if (g->v1 && g->v1->grad) {
         fxp__arena_mark m = fxp__scratch_save(ctx);
         float *au = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
@@ -167,7 +339,8 @@ static int graph_param_grad(void *self, fxp_ctx *ctx, const float *u, const floa
         if (g->shared && g->b > 1) tmp = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
         if (!au || !tmp) return FXP_ENOMEM;
         adj_apply(ctx, g, 0, u, au, tmp);
-        fxp__sgemm(ctx, 1, 0, f, f, rows, scale, au, f, gr, f, 1, g->v1->grad, f);
+        if (f <= SMALL_F) small_outer(rows, f, scale, au, gr, g->v1->grad);
+        else fxp__sgemm(ctx, 1, 0, f, f, rows, scale, au, f, gr, f, 1, g->v1->grad, f);
         fxp__scratch_restore(ctx, m);
     }
     return FXP_OK;
@@ -208,7 +381,8 @@ static int graph_check(fxp_ctx *ctx, const char *func, const fxp_tensor *x, cons
         return fxp__err(ctx, FXP_ESHAPE, func, "theta0 %s and theta1 %s must be [%d,%d]",
                         fxp_tensor_shape_str(t0, s1, sizeof s1),
                         fxp_tensor_shape_str(t1, s3, sizeof s3), F, F);
-    *g = (graph_op){ B, N, F, shared, a->data, t0->data, t1->data, NULL, NULL };
+    *g = (graph_op){ B, N, F, shared, a->data, t0->data, t1->data, NULL, NULL, 0, 0 };
+    g->complete = is_complete(a->data, N, shared ? 1 : B, &g->c);
     return FXP_OK;
 }
 
@@ -297,7 +471,8 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
     fxp_tensor a = fxp_tensor_wrap((float *)adj, 2, shape), ah = fxp_tensor_wrap(ahat, 2, shape);
     rc = fxp_graph_normalize(ctx, &a, &ah, NULL);
     if (rc >= 0) {
-        graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL };
+        graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL, 0, 0 };
+        g.complete = is_complete(ahat, nodes, 1, &g.c);
         fxp_linop op = { .self = &g, .size = size, .apply = graph_apply,
                          .apply_t = graph_apply_t };
         fxp_expm_opts o = fxp_expm_fixed(terms);

@@ -53,18 +53,27 @@ static double add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *
     const int nt = ctx->n_threads;
     for (int64_t c0 = 0; c0 < nchunks; c0 += 256) {
         const int64_t c1 = FXP_MIN(nchunks, c0 + 256);
-#pragma omp parallel for num_threads(nt) if (n > 32768) schedule(static)
-        for (int64_t c = c0; c < c1; c++) {
-            double acc = 0;
-            const int64_t hi = FXP_MIN(n, (c + 1) * CHUNK);
-            for (int64_t i = c * CHUNK; i < hi; i++) {
-                const float v = s * m[i];
-                term[i] = v;
-                y[i] += v;
-                acc += (double)v * v;
-            }
-            stack[c - c0] = acc;
-        }
+        FXP_PARALLEL_FOR(nt, n > 32768,
+            for (int64_t c = c0; c < c1; c++) {
+                double acc[8] = { 0 }; /* eight independent sums: not add-latency bound */
+                const int64_t hi = FXP_MIN(n, (c + 1) * CHUNK);
+                int64_t i = c * CHUNK;
+                for (; i + 8 <= hi; i += 8)
+                    for (int l = 0; l < 8; l++) {
+                        const float v = s * m[i + l];
+                        term[i + l] = v;
+                        y[i + l] += v;
+                        acc[l] += (double)v * v;
+                    }
+                for (; i < hi; i++) {
+                    const float v = s * m[i];
+                    term[i] = v;
+                    y[i] += v;
+                    acc[0] += (double)v * v;
+                }
+                stack[c - c0] = ((acc[0] + acc[1]) + (acc[2] + acc[3])) +
+                                ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+            });
         for (int64_t c = c0; c < c1; c++) total += stack[c - c0];
     }
     return total;
@@ -221,8 +230,8 @@ static int linop_backward(fxp_tape *tape, const fxp_node *node)
         /* tmp = M^T a_i lands in a when a_i is g, else over the dead t_i */
         float *tmp = i == sv->terms ? a : sv->t[i];
         if ((rc = sv->op.apply_t(sv->op.self, ctx, ai, tmp)) < 0) goto out;
-#pragma omp parallel for num_threads(nt) if (n > 32768) schedule(static)
-        for (int64_t k = 0; k < n; k++) a[k] = g[k] + s * tmp[k];
+        FXP_PARALLEL_FOR(nt, n > 32768,
+            for (int64_t k = 0; k < n; k++) a[k] = g[k] + s * tmp[k];);
         ai = a;
     }
     if (x->grad)

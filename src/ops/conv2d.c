@@ -48,27 +48,27 @@ int fxp__conv2d_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const 
         if (!col) return FXP_ENOMEM;
     }
     const int N = s->n;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int n = 0; n < N; n++) {
-        const float *src = x + n * xs;
-        float *dst = y + n * ys;
-        if (col) {
-            float *mine = col + (nt > 1 ? (int64_t)fxp__omp_thread() : 0) * K * HW;
-            fxp__im2col(s, src, mine);
-            src = mine;
-        }
-        if (nt > 1)
-            fxp__sgemm_serial(0, 0, s->c_out, (int)HW, (int)K, alpha, w, (int)K, src, (int)HW,
-                              beta, dst, (int)HW);
-        else
-            fxp__sgemm(ctx, 0, 0, s->c_out, (int)HW, (int)K, alpha, w, (int)K, src, (int)HW, beta,
-                       dst, (int)HW);
-        if (bias)
-            for (int o = 0; o < s->c_out; o++) {
-                float *r = dst + o * HW;
-                for (int64_t i = 0; i < HW; i++) r[i] += bias[o];
+    FXP_PARALLEL_FOR(nt, nt > 1,
+        for (int n = 0; n < N; n++) {
+            const float *src = x + n * xs;
+            float *dst = y + n * ys;
+            if (col) {
+                float *mine = col + (nt > 1 ? (int64_t)fxp__omp_thread() : 0) * K * HW;
+                fxp__im2col(s, src, mine);
+                src = mine;
             }
-    }
+            if (nt > 1)
+                fxp__sgemm_serial(0, 0, s->c_out, (int)HW, (int)K, alpha, w, (int)K, src, (int)HW,
+                                  beta, dst, (int)HW);
+            else
+                fxp__sgemm(ctx, 0, 0, s->c_out, (int)HW, (int)K, alpha, w, (int)K, src, (int)HW, beta,
+                           dst, (int)HW);
+            if (bias)
+                for (int o = 0; o < s->c_out; o++) {
+                    float *r = dst + o * HW;
+                    for (int64_t i = 0; i < HW; i++) r[i] += bias[o];
+                }
+        });
     fxp__scratch_restore(ctx, mark);
     return FXP_OK;
 }
@@ -87,31 +87,31 @@ int fxp__conv2d_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float *dx,
         if (!col) return FXP_ENOMEM;
     }
     const int N = s->n;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int n = 0; n < N; n++) {
-        float *dst = dx + n * xs;
-        const float *g = dy + n * ys;
-        if (!col) { /* 1x1: dx = alpha W^T dY + beta dx directly */
+    FXP_PARALLEL_FOR(nt, nt > 1,
+        for (int n = 0; n < N; n++) {
+            float *dst = dx + n * xs;
+            const float *g = dy + n * ys;
+            if (!col) { /* 1x1: dx = alpha W^T dY + beta dx directly */
+                if (nt > 1)
+                    fxp__sgemm_serial(1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW,
+                                      beta, dst, (int)HW);
+                else
+                    fxp__sgemm(ctx, 1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW,
+                               beta, dst, (int)HW);
+                continue;
+            }
+            float *mine = col + (nt > 1 ? (int64_t)fxp__omp_thread() : 0) * K * HW;
             if (nt > 1)
-                fxp__sgemm_serial(1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW,
-                                  beta, dst, (int)HW);
+                fxp__sgemm_serial(1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW, 0,
+                                  mine, (int)HW);
             else
-                fxp__sgemm(ctx, 1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW,
-                           beta, dst, (int)HW);
-            continue;
-        }
-        float *mine = col + (nt > 1 ? (int64_t)fxp__omp_thread() : 0) * K * HW;
-        if (nt > 1)
-            fxp__sgemm_serial(1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW, 0,
-                              mine, (int)HW);
-        else
-            fxp__sgemm(ctx, 1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW, 0, mine,
-                       (int)HW);
-        if (beta == 0.0f) memset(dst, 0, (size_t)xs * sizeof(float));
-        else if (beta != 1.0f)
-            for (int64_t i = 0; i < xs; i++) dst[i] *= beta;
-        fxp__col2im(s, mine, dst);
-    }
+                fxp__sgemm(ctx, 1, 0, (int)K, (int)HW, s->c_out, alpha, w, (int)K, g, (int)HW, 0, mine,
+                           (int)HW);
+            if (beta == 0.0f) memset(dst, 0, (size_t)xs * sizeof(float));
+            else if (beta != 1.0f)
+                for (int64_t i = 0; i < xs; i++) dst[i] *= beta;
+            fxp__col2im(s, mine, dst);
+        });
     fxp__scratch_restore(ctx, mark);
     return FXP_OK;
 }

@@ -103,16 +103,16 @@ static int binary_backward(fxp_tape *t, const fxp_node *n)
     const int64_t total = fxp_tensor_numel(&n->out->value);
     if (s->bc.same) {
         const int nt = fxp_tape_ctx(t)->n_threads;
-#pragma omp parallel for num_threads(nt) if (total > FXP_PAR_THRESHOLD) schedule(static)
-        for (int64_t i = 0; i < total; i++) {
-            float gi = g[i];
-            if (ga) ga[i] += k == BIN_MUL ? gi * b[i] : k == BIN_DIV ? gi / b[i] : gi;
-            if (gb)
-                gb[i] += k == BIN_ADD ? gi
-                         : k == BIN_SUB ? -gi
-                         : k == BIN_MUL ? gi * a[i]
-                                        : -gi * a[i] / (b[i] * b[i]);
-        }
+        FXP_PARALLEL_FOR(nt, total > FXP_PAR_THRESHOLD,
+            for (int64_t i = 0; i < total; i++) {
+                float gi = g[i];
+                if (ga) ga[i] += k == BIN_MUL ? gi * b[i] : k == BIN_DIV ? gi / b[i] : gi;
+                if (gb)
+                    gb[i] += k == BIN_ADD ? gi
+                             : k == BIN_SUB ? -gi
+                             : k == BIN_MUL ? gi * a[i]
+                                            : -gi * a[i] / (b[i] * b[i]);
+            });
         return FXP_OK;
     }
     /* broadcast: a serial scatter-add keeps the summation order fixed */
@@ -144,8 +144,8 @@ static int binary(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b, bin_kind k
     const int64_t total = fxp_tensor_numel(&y->value);
     if (bc.same) {
         const int nt = fxp_tape_ctx(t)->n_threads;
-#pragma omp parallel for num_threads(nt) if (total > FXP_PAR_THRESHOLD) schedule(static)
-        for (int64_t i = 0; i < total; i++) py[i] = bin_apply(k, pa[i], pb[i]);
+        FXP_PARALLEL_FOR(nt, total > FXP_PAR_THRESHOLD,
+            for (int64_t i = 0; i < total; i++) py[i] = bin_apply(k, pa[i], pb[i]););
     } else {
         BCAST_LOOP(&bc, py[i] = bin_apply(k, pa[ia], pb[ib]));
     }
@@ -230,8 +230,8 @@ static int unary_backward(fxp_tape *t, const fxp_node *n)
     const int nt = fxp_tape_ctx(t)->n_threads;
     const un_kind k = s->kind;
     const float c = s->c;
-#pragma omp parallel for num_threads(nt) if (total > FXP_PAR_THRESHOLD) schedule(static)
-    for (int64_t i = 0; i < total; i++) gx[i] += g[i] * un_deriv(k, px[i], py[i], c);
+    FXP_PARALLEL_FOR(nt, total > FXP_PAR_THRESHOLD,
+        for (int64_t i = 0; i < total; i++) gx[i] += g[i] * un_deriv(k, px[i], py[i], c););
     return FXP_OK;
 }
 
@@ -246,8 +246,8 @@ static int unary(fxp_tape *t, fxp_var **out, fxp_var *x, un_kind k, float c, con
     float *py = y->value.data;
     const int64_t total = fxp_tensor_numel(&x->value);
     const int nt = fxp_tape_ctx(t)->n_threads;
-#pragma omp parallel for num_threads(nt) if (total > FXP_PAR_THRESHOLD) schedule(static)
-    for (int64_t i = 0; i < total; i++) py[i] = un_apply(k, px[i], c);
+    FXP_PARALLEL_FOR(nt, total > FXP_PAR_THRESHOLD,
+        for (int64_t i = 0; i < total; i++) py[i] = un_apply(k, px[i], c););
     if (fxp_tape_needs_grad(t, 1, &x)) {
         un_saved *s = fxp_tape_alloc(t, sizeof *s);
         if (!s) return FXP_ENOMEM;

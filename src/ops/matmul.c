@@ -188,19 +188,19 @@ static int adj_backward(fxp_tape *t, const fxp_node *nd)
     const int64_t gsz = (int64_t)s->n * s->f, asz = (int64_t)s->n * s->n;
     const int nt = fxp_tape_ctx(t)->n_threads, B = s->b;
     if (x->grad) {
-#pragma omp parallel for num_threads(nt) if (B * gsz > FXP_PAR_THRESHOLD) schedule(static)
-        for (int b = 0; b < B; b++)
-            adj_product(1, s->n, s->f, a->value.data + (s->shared ? 0 : b * asz), g + b * gsz,
-                        x->grad + b * gsz);
+        FXP_PARALLEL_FOR(nt, B * gsz > FXP_PAR_THRESHOLD,
+            for (int b = 0; b < B; b++)
+                adj_product(1, s->n, s->f, a->value.data + (s->shared ? 0 : b * asz), g + b * gsz,
+                            x->grad + b * gsz););
     }
     if (a->grad) {
         if (s->shared) { /* fixed order over b: deterministic */
             for (int b = 0; b < B; b++)
                 adj_outer(s->n, s->f, g + b * gsz, x->value.data + b * gsz, a->grad);
         } else {
-#pragma omp parallel for num_threads(nt) if (B * gsz > FXP_PAR_THRESHOLD) schedule(static)
-            for (int b = 0; b < B; b++)
-                adj_outer(s->n, s->f, g + b * gsz, x->value.data + b * gsz, a->grad + b * asz);
+            FXP_PARALLEL_FOR(nt, B * gsz > FXP_PAR_THRESHOLD,
+                for (int b = 0; b < B; b++)
+                    adj_outer(s->n, s->f, g + b * gsz, x->value.data + b * gsz, a->grad + b * asz););
         }
     }
     return FXP_OK;
@@ -228,10 +228,10 @@ int fxp_adj_matmul(fxp_tape *t, fxp_var **out, fxp_var *adj, fxp_var *x)
     memset(y->value.data, 0, (size_t)fxp_tensor_numel(&y->value) * sizeof(float));
     const int64_t gsz = (int64_t)sv.n * sv.f, asz = (int64_t)sv.n * sv.n;
     const int nt = ctx->n_threads, B = sv.b;
-#pragma omp parallel for num_threads(nt) if (B * gsz > FXP_PAR_THRESHOLD) schedule(static)
-    for (int b = 0; b < B; b++)
-        adj_product(0, sv.n, sv.f, A->data + (sv.shared ? 0 : b * asz), x->value.data + b * gsz,
-                    y->value.data + b * gsz);
+    FXP_PARALLEL_FOR(nt, B * gsz > FXP_PAR_THRESHOLD,
+        for (int b = 0; b < B; b++)
+            adj_product(0, sv.n, sv.f, A->data + (sv.shared ? 0 : b * asz), x->value.data + b * gsz,
+                        y->value.data + b * gsz););
     if (fxp_tape_needs_grad(t, 2, in)) {
         adj_saved *s = fxp_tape_alloc(t, sizeof *s);
         if (!s) return FXP_ENOMEM;

@@ -86,9 +86,9 @@ static int red_backward(fxp_tape *t, const fxp_node *n)
     if (p->suffix) {
         const int64_t blk = p->n_in / p->n_out, n_out = p->n_out;
         const int nt = fxp_tape_ctx(t)->n_threads;
-#pragma omp parallel for num_threads(nt) if (p->n_in > FXP_PAR_THRESHOLD) schedule(static)
-        for (int64_t o = 0; o < n_out; o++)
-            for (int64_t j = 0; j < blk; j++) gx[o * blk + j] += sc * g[o];
+        FXP_PARALLEL_FOR(nt, p->n_in > FXP_PAR_THRESHOLD,
+            for (int64_t o = 0; o < n_out; o++)
+                for (int64_t j = 0; j < blk; j++) gx[o * blk + j] += sc * g[o];);
         return FXP_OK;
     }
     RED_LOOP(p, gx[i] += sc * g[o]);
@@ -111,12 +111,12 @@ static int reduce(fxp_tape *t, fxp_var **out, fxp_var *x, unsigned axes, int kee
     if (plan.suffix) {
         const int64_t blk = plan.n_in / plan.n_out, n_out = plan.n_out;
         const int nt = fxp_tape_ctx(t)->n_threads;
-#pragma omp parallel for num_threads(nt) if (plan.n_in > FXP_PAR_THRESHOLD) schedule(static)
-        for (int64_t o = 0; o < n_out; o++) {
-            double acc = 0;
-            for (int64_t j = 0; j < blk; j++) acc += px[o * blk + j];
-            py[o] = (float)(acc * plan.scale);
-        }
+        FXP_PARALLEL_FOR(nt, plan.n_in > FXP_PAR_THRESHOLD,
+            for (int64_t o = 0; o < n_out; o++) {
+                double acc = 0;
+                for (int64_t j = 0; j < blk; j++) acc += px[o * blk + j];
+                py[o] = (float)(acc * plan.scale);
+            });
     } else {
         memset(py, 0, (size_t)plan.n_out * sizeof(float));
         RED_LOOP(&plan, py[o] += px[i]);

@@ -188,13 +188,13 @@ static int perm_backward(fxp_tape *t, const fxp_node *nd)
     if (!x->grad) return FXP_OK;
     const float *g = nd->out->grad;
     const int B = s->b, nt = fxp_tape_ctx(t)->n_threads;
-#pragma omp parallel for num_threads(nt) if (fxp_tensor_numel(&x->value) > FXP_PAR_THRESHOLD)
-    for (int n = 0; n < B; n++)
-        for (int c = 0; c < s->c; c++)
-            for (int i = 0; i < s->h; i++)
-                for (int j = 0; j < s->w; j++)
-                    x->grad[(((int64_t)n * s->c + c) * s->h + i) * s->w + j] +=
-                        g[perm_index(s, n, c, i, j)];
+    FXP_PARALLEL_FOR(nt, fxp_tensor_numel(&x->value) > FXP_PAR_THRESHOLD,
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < s->c; c++)
+                for (int i = 0; i < s->h; i++)
+                    for (int j = 0; j < s->w; j++)
+                        x->grad[(((int64_t)n * s->c + c) * s->h + i) * s->w + j] +=
+                            g[perm_index(s, n, c, i, j)];);
     return FXP_OK;
 }
 
@@ -228,13 +228,13 @@ static int permute(fxp_tape *t, fxp_var **out, fxp_var *x, perm_kind kind, const
     fxp_var *y;
     if ((rc = fxp_tape_var(t, &y, 4, oshape)) < 0) return rc;
     const int B = sv.b, nt = ctx->n_threads;
-#pragma omp parallel for num_threads(nt) if (fxp_tensor_numel(&x->value) > FXP_PAR_THRESHOLD)
-    for (int n = 0; n < B; n++)
-        for (int c = 0; c < sv.c; c++)
-            for (int i = 0; i < sv.h; i++)
-                for (int j = 0; j < sv.w; j++)
-                    y->value.data[perm_index(&sv, n, c, i, j)] =
-                        x->value.data[(((int64_t)n * sv.c + c) * sv.h + i) * sv.w + j];
+    FXP_PARALLEL_FOR(nt, fxp_tensor_numel(&x->value) > FXP_PAR_THRESHOLD,
+        for (int n = 0; n < B; n++)
+            for (int c = 0; c < sv.c; c++)
+                for (int i = 0; i < sv.h; i++)
+                    for (int j = 0; j < sv.w; j++)
+                        y->value.data[perm_index(&sv, n, c, i, j)] =
+                            x->value.data[(((int64_t)n * sv.c + c) * sv.h + i) * sv.w + j];);
     if (fxp_tape_needs_grad(t, 1, &x)) {
         perm_saved *s = fxp_tape_alloc(t, sizeof *s);
         if (!s) return FXP_ENOMEM;

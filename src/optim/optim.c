@@ -130,23 +130,23 @@ int fxp_optim_step(fxp_optim *o, double *grad_norm)
     if (c->kind == FXP_OPTIM_ADAM) {
         /* theta -= lr * (m / bc1) / (sqrt(v / bc2) + eps) */
         const float step = (float)(lr / bc1), inv_sqrt_bc2 = (float)(1.0 / sqrt(bc2));
-#pragma omp parallel for num_threads(ctx->n_threads) if (nn > 65536) schedule(static)
-        for (int64_t i = 0; i < nn; i++) {
-            float gi = g[i] * gscale + wd * w[i];
-            m[i] = b1 * m[i] + (1 - b1) * gi;
-            v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-            w[i] -= step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
-        }
+        FXP_PARALLEL_FOR(ctx->n_threads, nn > 65536,
+            for (int64_t i = 0; i < nn; i++) {
+                float gi = g[i] * gscale + wd * w[i];
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+                w[i] -= step * m[i] / (sqrtf(v[i]) * inv_sqrt_bc2 + eps);
+            });
     } else {
         /* Adamax: u = max(b2 u, |g| + eps); theta -= lr / bc1 * m / u */
         const float step = (float)(lr / bc1);
-#pragma omp parallel for num_threads(ctx->n_threads) if (nn > 65536) schedule(static)
-        for (int64_t i = 0; i < nn; i++) {
-            float gi = g[i] * gscale + wd * w[i];
-            m[i] = b1 * m[i] + (1 - b1) * gi;
-            v[i] = fmaxf(b2 * v[i], fabsf(gi) + eps);
-            w[i] -= step * m[i] / v[i];
-        }
+        FXP_PARALLEL_FOR(ctx->n_threads, nn > 65536,
+            for (int64_t i = 0; i < nn; i++) {
+                float gi = g[i] * gscale + wd * w[i];
+                m[i] = b1 * m[i] + (1 - b1) * gi;
+                v[i] = fmaxf(b2 * v[i], fabsf(gi) + eps);
+                w[i] -= step * m[i] / v[i];
+            });
     }
     o->steps = t;
     return FXP_OK;
