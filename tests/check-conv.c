@@ -59,9 +59,10 @@ static double dot(const float *a, const float *b, size_t n)
 /* Kernels against the naive loops on shape s: forward with and without bias,
  * the adjoint identity <conv(x), dy> = <x, conv^T(dy)>, dx and dW against
  * naive_backward, db against plain sums. */
-static void check_shape(fxp__conv_shape s, int threads)
+static void check_shape_algo(fxp__conv_shape s, int threads, fxp_conv_algo algo)
 {
     fxp_ctx *ctx = test_ctx(threads);
+    ck_assert_ok(fxp_ctx_set_conv_algo(ctx, algo));
     const size_t nx = (size_t)s.n * s.c_in * s.h * s.w, ny = (size_t)s.n * s.c_out * s.h * s.w,
                  nw = (size_t)s.c_out * s.c_in * s.kh * s.kw;
     float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(s.c_out * 4), *y = malloc(ny * 4),
@@ -76,8 +77,8 @@ static void check_shape(fxp__conv_shape s, int threads)
         fxp__conv2d_naive(&s, yr, x, w, with_bias ? b : NULL);
         ck_assert_ok(fxp__conv2d_forward(ctx, &s, y, x, w, with_bias ? b : NULL, 1, 0));
         ck_assert_msg(test_rel_err(y, yr, ny) < 1e-5,
-                      "forward n=%d %dx%d image %dx%d kernel pad %d threads %d bias %d: %g", s.n,
-                      s.h, s.w, s.kh, s.kw, s.padding, threads, with_bias,
+                      "forward n=%d %dx%d image %dx%d kernel pad %d threads %d bias %d algo %d: %g",
+                      s.n, s.h, s.w, s.kh, s.kw, s.padding, threads, with_bias, (int)algo,
                       test_rel_err(y, yr, ny));
     }
     naive_backward(&s, x, w, dy, dxr, dwr);
@@ -85,10 +86,11 @@ static void check_shape(fxp__conv_shape s, int threads)
     memset(dw, 0, nw * 4);
     ck_assert_ok(fxp__conv2d_backward_data(ctx, &s, dx, dy, w, 1, 0));
     ck_assert_ok(fxp__conv2d_backward_weight(ctx, &s, dw, dy, x, 1));
-    ck_assert_msg(rel_err_d(dx, dxr, nx) < 1e-5, "backward data %dx%d image %dx%d kernel: %g",
-                  s.h, s.w, s.kh, s.kw, rel_err_d(dx, dxr, nx));
-    ck_assert_msg(rel_err_d(dw, dwr, nw) < 1e-5, "backward weight %dx%d image %dx%d kernel: %g",
-                  s.h, s.w, s.kh, s.kw, rel_err_d(dw, dwr, nw));
+    ck_assert_msg(rel_err_d(dx, dxr, nx) < 1e-5, "backward data %dx%d image %dx%d kernel algo %d: %g",
+                  s.h, s.w, s.kh, s.kw, (int)algo, rel_err_d(dx, dxr, nx));
+    ck_assert_msg(rel_err_d(dw, dwr, nw) < 1e-5,
+                  "backward weight %dx%d image %dx%d kernel algo %d: %g", s.h, s.w, s.kh, s.kw,
+                  (int)algo, rel_err_d(dw, dwr, nw));
     /* y holds conv(x) + b here; the identity is for the linear part */
     fxp__conv2d_naive(&s, yr, x, w, NULL);
     const double lhs = dot(yr, dy, ny), rhs = dot(x, dx, nx);
@@ -105,6 +107,14 @@ static void check_shape(fxp__conv_shape s, int threads)
     free(x); free(w); free(b); free(y); free(yr); free(dy); free(dx); free(dw); free(db);
     free(dxr); free(dwr);
     fxp_ctx_free(ctx);
+}
+
+/* Every shape through both algorithms: im2col + GEMM and the direct kernels
+ * (what FXP_CONV_AUTO picks depends on the channel counts). */
+static void check_shape(fxp__conv_shape s, int threads)
+{
+    check_shape_algo(s, threads, FXP_CONV_IM2COL);
+    check_shape_algo(s, threads, FXP_CONV_DIRECT);
 }
 
 START_TEST(test_kernels_vs_naive)
@@ -134,6 +144,20 @@ START_TEST(test_kernels_odd_images)
     };
     for (int i = 0; i < 5; i++)
         for (int threads = 1; threads <= 2; threads++) check_shape(zs[i], threads);
+}
+END_TEST
+
+START_TEST(test_kernels_wide_images)
+{
+    /* rows wider than the direct kernels' 16-column blocks, with and
+     * without a tail; a 5x5 kernel (wider than their 3-column weight
+     * blocks); more channels than their 4-channel blocks */
+    const fxp__conv_shape ws[4] = {
+        { 2, 3, 6, 19, 5, 3, 3, FXP_PAD_ZERO }, { 2, 5, 4, 33, 6, 3, 3, FXP_PAD_CIRCULAR },
+        { 1, 2, 3, 16, 9, 5, 5, FXP_PAD_ZERO }, { 3, 7, 5, 18, 7, 5, 3, FXP_PAD_CIRCULAR },
+    };
+    for (int i = 0; i < 4; i++)
+        for (int threads = 1; threads <= 2; threads++) check_shape(ws[i], threads);
 }
 END_TEST
 
@@ -380,6 +404,7 @@ static Suite *conv_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_kernels_vs_naive);
     tcase_add_test(tc, test_kernels_odd_images);
+    tcase_add_test(tc, test_kernels_wide_images);
     tcase_add_test(tc, test_alpha_beta);
     tcase_add_test(tc, test_op_gradcheck);
     tcase_add_test(tc, test_op_partial_grad);

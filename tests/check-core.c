@@ -26,6 +26,16 @@ START_TEST(test_ctx_errors_are_per_context)
     ck_assert_str_eq(fxp_ctx_error(b), "");
     fxp_ctx_clear_error(a);
     ck_assert_int_eq(fxp_ctx_status(a), FXP_OK);
+    /* the convolution algorithm: per context, validated */
+    ck_assert_int_eq(fxp_ctx_conv_algo(a), FXP_CONV_AUTO);
+    ck_assert_ok(fxp_ctx_set_conv_algo(a, FXP_CONV_DIRECT));
+    ck_assert_int_eq(fxp_ctx_conv_algo(a), FXP_CONV_DIRECT);
+    ck_assert_int_eq(fxp_ctx_conv_algo(b), FXP_CONV_AUTO);
+    ck_assert_fails(fxp_ctx_set_conv_algo(a, (fxp_conv_algo)7), FXP_EINVAL, a);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(a), "unknown convolution algorithm 7"));
+    ck_assert_int_eq(fxp_ctx_conv_algo(a), FXP_CONV_DIRECT); /* unchanged */
+    ck_assert_fails(fxp_ctx_set_conv_algo(NULL, FXP_CONV_AUTO), FXP_EINVAL, NULL);
+    fxp_ctx_clear_error(a);
     fxp_ctx_free(a);
     fxp_ctx_free(b);
     fxp_ctx_free(NULL);

@@ -40,6 +40,19 @@ FXP_API void fxp_ctx_free(fxp_ctx *ctx);
 FXP_API int fxp_ctx_set_threads(fxp_ctx *ctx, int n);
 FXP_API int fxp_ctx_threads(const fxp_ctx *ctx);
 
+/* How kh x kw convolutions (kh*kw > 1) are computed, for every convolution
+ * run through this context (ops, layers, exponentials, spectral norm):
+ *   FXP_CONV_AUTO    (default) direct kernels while C_in*kh*kw <= 108 and
+ *                    C_out <= 16 (measured faster there, docs/performance.md),
+ *                    im2col + GEMM otherwise
+ *   FXP_CONV_IM2COL  always im2col + GEMM
+ *   FXP_CONV_DIRECT  always the direct kernels
+ * Both compute the same map; results differ by float rounding only.
+ * FXP_EINVAL for any other value. */
+typedef enum fxp_conv_algo { FXP_CONV_AUTO = 0, FXP_CONV_IM2COL = 1, FXP_CONV_DIRECT = 2 } fxp_conv_algo;
+FXP_API int fxp_ctx_set_conv_algo(fxp_ctx *ctx, fxp_conv_algo algo);
+FXP_API fxp_conv_algo fxp_ctx_conv_algo(const fxp_ctx *ctx);
+
 /* The context's random stream (owned by the context). */
 FXP_API fxp_rng *fxp_ctx_rng(fxp_ctx *ctx);
 

@@ -47,6 +47,18 @@ int fxp_ctx_set_threads(fxp_ctx *ctx, int n)
 
 int fxp_ctx_threads(const fxp_ctx *ctx) { return ctx ? ctx->n_threads : 1; }
 
+int fxp_ctx_set_conv_algo(fxp_ctx *ctx, fxp_conv_algo algo)
+{
+    if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
+    if (algo != FXP_CONV_AUTO && algo != FXP_CONV_IM2COL && algo != FXP_CONV_DIRECT)
+        return FXP_ERR(ctx, FXP_EINVAL, "unknown convolution algorithm %d (auto 0, im2col 1, "
+                       "direct 2)", (int)algo);
+    ctx->conv_algo = algo;
+    return FXP_OK;
+}
+
+fxp_conv_algo fxp_ctx_conv_algo(const fxp_ctx *ctx) { return ctx ? ctx->conv_algo : FXP_CONV_AUTO; }
+
 fxp_rng *fxp_ctx_rng(fxp_ctx *ctx) { return ctx ? &ctx->rng : NULL; }
 
 int fxp_ctx_status(const fxp_ctx *ctx) { return ctx ? ctx->status : FXP_EINVAL; }

@@ -39,6 +39,24 @@ void fxp__log(fxp_ctx *ctx, int level, const char *fmt, ...)
 #define FXP_PI 3.14159265358979323846
 #define FXP_LN2 0.69314718055994530942
 
+/* ---- hot loops in a portable build ----------------------------------------
+ * FXP_CLONES compiles a function for AVX-512, AVX2 and baseline x86-64 and
+ * picks one when the library is loaded (GCC target_clones, an ifunc), so a
+ * build without -march=native still runs wide vectors where the CPU has
+ * them.  FXP_CONTRACT lets a function fuse multiply-adds (ISO C mode turns
+ * that off): results change by float rounding only, NaN and Inf propagate
+ * the same way. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
+#define FXP_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define FXP_CLONES
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#define FXP_CONTRACT __attribute__((optimize("fp-contract=fast")))
+#else
+#define FXP_CONTRACT
+#endif
+
 /* ---- parallel loops --------------------------------------------------------
  * FXP_PARALLEL_FOR(nt, par, for-statement) runs the for statement on nt
  * OpenMP threads (static schedule) when par is true and nt > 1, and as a
@@ -102,6 +120,7 @@ size_t fxp__arena_reserved(const fxp__arena *a);
 
 struct fxp_ctx {
     int n_threads;
+    fxp_conv_algo conv_algo;
     fxp_rng rng;
     fxp__arena scratch;  /* kernel workspace: use through fxp__scratch_* */
     int status;

@@ -46,7 +46,8 @@ int fxp__check_finite_buf(fxp_ctx *ctx, const char *func, const char *what, cons
 }
 
 /* term[i] = s * m[i]; y[i] += term[i]; returns sum term^2 (fixed chunk order). */
-static double add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term, float *y)
+FXP_CLONES static double add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term,
+                                    float *y)
 {
     const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
     double stack[256], total = 0;

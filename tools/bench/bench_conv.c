@@ -2,7 +2,7 @@
  * and backward (data + weight), beside cblas_sgemm at 2048^3 measured in the
  * same run, at the requested thread counts.
  *
- *   build/tools/bench/bench_conv [--threads 1,2] [--quick] [--json FILE]
+ *   build/tools/bench/bench_conv [--threads 1,2] [--quick] [--json FILE] [--algo auto|im2col|direct]
  *
  * FLOPs: 2*B*H*W*C*C*9 per 3x3 convolution; backward counts 2 of them. */
 #include <stdio.h>
@@ -60,16 +60,27 @@ static float *randn(size_t n, uint64_t seed)
 int main(int argc, char **argv)
 {
     int threads[8] = { 1, 2 }, n_threads = 2, quick = 0;
+    fxp_conv_algo algo = FXP_CONV_AUTO;
     const char *json = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
+            const char *a = argv[++i];
+            if (!strcmp(a, "auto")) algo = FXP_CONV_AUTO;
+            else if (!strcmp(a, "im2col")) algo = FXP_CONV_IM2COL;
+            else if (!strcmp(a, "direct")) algo = FXP_CONV_DIRECT;
+            else {
+                fprintf(stderr, "%s: --algo must be auto, im2col or direct\n", argv[0]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             n_threads = 0;
             for (char *tok = strtok(argv[++i], ","); tok && n_threads < 8; tok = strtok(NULL, ","))
                 threads[n_threads++] = atoi(tok);
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads 1,2] [--quick] [--json FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads 1,2] [--quick] [--json FILE] [--algo auto|im2col|direct]\n", argv[0]);
             return 2;
         }
     }
@@ -103,7 +114,8 @@ int main(int argc, char **argv)
     int first = 1;
     for (int k = 0; k < n_threads; k++) {
         fxp_ctx *ctx;
-        if (fxp_ctx_new(&ctx) < 0 || fxp_ctx_set_threads(ctx, threads[k]) < 0) {
+        if (fxp_ctx_new(&ctx) < 0 || fxp_ctx_set_threads(ctx, threads[k]) < 0 ||
+            fxp_ctx_set_conv_algo(ctx, algo) < 0) {
             fprintf(stderr, "bench_conv: %s\n", fxp_last_error());
             return 1;
         }

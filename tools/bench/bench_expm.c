@@ -6,7 +6,7 @@
  * tools/bench/compare_peer.py, which runs this program and the peer in one
  * invocation and prints speed ratios.
  *
- *   build/tools/bench/bench_expm [--threads 1,2] [--quick] [--json FILE]
+ *   build/tools/bench/bench_expm [--threads 1,2] [--quick] [--json FILE] [--algo auto|im2col|direct]
  *
  * fwd+bwd = gradients of sum(output) w.r.t. the input and the kernel
  * (graph: input, theta0, theta1), as the peer computes them. */
@@ -102,7 +102,7 @@ static int js_first = 1;
 static void report(const char *op, const char *shape, int terms, int threads, double gflop,
                    double med, double best, double gemm)
 {
-    printf("%-24s %-14s %5d %4d %10.3f %10.3f %9.1f %7.0f%%\n", op, shape, terms, threads, med * 1e3,
+    printf("%-27s %-14s %5d %4d %10.3f %10.3f %9.1f %7.0f%%\n", op, shape, terms, threads, med * 1e3,
            best * 1e3, gflop / med, 100 * gflop / med / gemm);
     if (js)
         fprintf(js, "%s  {\"op\": \"%s\", \"shape\": \"%s\", \"terms\": %d, \"threads\": %d, "
@@ -115,16 +115,27 @@ static void report(const char *op, const char *shape, int terms, int threads, do
 int main(int argc, char **argv)
 {
     int threads[8] = { 1, 2 }, n_threads = 2, quick = 0;
+    fxp_conv_algo algo = FXP_CONV_AUTO;
     const char *json = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
+        else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
+            const char *a = argv[++i];
+            if (!strcmp(a, "auto")) algo = FXP_CONV_AUTO;
+            else if (!strcmp(a, "im2col")) algo = FXP_CONV_IM2COL;
+            else if (!strcmp(a, "direct")) algo = FXP_CONV_DIRECT;
+            else {
+                fprintf(stderr, "%s: --algo must be auto, im2col or direct\n", argv[0]);
+                return 2;
+            }
+        }
         else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
             n_threads = 0;
             for (char *tok = strtok(argv[++i], ","); tok && n_threads < 8; tok = strtok(NULL, ","))
                 threads[n_threads++] = atoi(tok);
         } else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--threads 1,2] [--quick] [--json FILE]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads 1,2] [--quick] [--json FILE] [--algo auto|im2col|direct]\n", argv[0]);
             return 2;
         }
     }
@@ -140,7 +151,7 @@ int main(int argc, char **argv)
     if (js) fprintf(js, "{\"blas\": \"%s\", \"core\": \"%s\", \"results\": [\n", fxp__blas_config(),
                     fxp__blas_corename());
     printf("OpenBLAS: %s (core %s)\n", fxp__blas_config(), fxp__blas_corename());
-    printf("%-24s %-14s %5s %4s %10s %10s %9s %8s\n", "op", "shape", "terms", "thr", "median_ms",
+    printf("%-27s %-14s %5s %4s %10s %10s %9s %8s\n", "op", "shape", "terms", "thr", "median_ms",
            "min_ms", "GFLOP/s", "%sgemm");
     const double min_time = quick ? 0.2 : 1.0;
     const int min_reps = quick ? 3 : 7;
@@ -149,7 +160,8 @@ int main(int argc, char **argv)
     const int nodes[4] = { 4, 9, 16, 64 }, feats[2] = { 2, 64 };
     for (int ti = 0; ti < n_threads; ti++) {
         fxp_ctx *ctx;
-        if (fxp_ctx_new(&ctx) < 0 || fxp_ctx_set_threads(ctx, threads[ti]) < 0) die("context");
+        if (fxp_ctx_new(&ctx) < 0 || fxp_ctx_set_threads(ctx, threads[ti]) < 0 ||
+            fxp_ctx_set_conv_algo(ctx, algo) < 0) die("context");
         int gs[2] = { 2048, 2048 };
         fxp_tensor ga, gb, gc;
         randn(&ga, 2, gs, 1, 1);
@@ -186,6 +198,10 @@ int main(int argc, char **argv)
             fxp_tensor_release(&c.k);
             free(c.y);
         }
+        /* adjacency: the complete graph (as the peer and the MoG data; our
+         * O(N F) path) and a random graph with half the edges (the dense
+         * BLAS path; the peer's cost does not depend on the pattern) */
+        for (int kind = 0; kind < 2; kind++)
         for (int fi = 0; fi < 2; fi++)
             for (int ni = 0; ni < 4; ni++) {
                 const int B = 128, N = nodes[ni], Fd = feats[fi];
@@ -197,15 +213,24 @@ int main(int argc, char **argv)
                 fxp_tensor adj;
                 if (fxp_tensor_alloc(NULL, &adj, 2, as) < 0 || fxp_tensor_alloc(NULL, &g.ahat, 2, as) < 0)
                     die("alloc");
+                fxp_rng ar;
+                fxp_rng_seed(&ar, 9);
                 for (int i = 0; i < N; i++)
-                    for (int j = 0; j < N; j++) adj.data[i * N + j] = i != j;
+                    for (int j = 0; j <= i; j++) {
+                        float u;
+                        fxp_rng_uniform(&ar, &u, 1);
+                        /* random: each edge with probability 1/2, plus a path */
+                        const float v = i == j ? 0.0f : (!kind || j == i - 1 || u < 0.5f);
+                        adj.data[i * N + j] = adj.data[j * N + i] = v;
+                    }
                 if (fxp_graph_normalize(ctx, &adj, &g.ahat, NULL) < 0 || fxp_tape_new(ctx, &g.tape) < 0)
                     die("graph setup");
                 char shape[32];
                 snprintf(shape, sizeof shape, "%dx%dx%d", B, N, Fd);
                 const double gcl = 2.0 * B * N * Fd * (2.0 * Fd + N) / 1e9;
                 med = bench_median(graph_fwdbwd, &g, 3, min_reps, min_time, &best);
-                report("graph_conv_exp fwd+bwd", shape, 6, threads[ti], 18 * gcl, med, best, gemm);
+                report(kind ? "graph_conv_exp fwd+bwd rnd" : "graph_conv_exp fwd+bwd", shape, 6,
+                       threads[ti], 18 * gcl, med, best, gemm);
                 fxp_tape_free(g.tape);
                 fxp_tensor_release(&g.x);
                 fxp_tensor_release(&g.t0);

@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Run libflowexp's exponential benchmark and the PyTorch peer in one
+invocation, on the same machine, and print speed ratios against the targets.
+
+    /usr/bin/python3 tools/bench/compare_peer.py [--build build] [--quick]
+        [--threads 1 2] [--coretype default|SkylakeX|both] [--md FILE] [--json FILE]
+
+ratio = peer median / our median (> 1: we are faster).  The peer is
+../shared/peer/peer_torch.py (or --peer); for each case its faster backend
+(oneDNN or native) is the reference.  Benchmarks only: the library never
+needs Python.  Needs Debian's python3-torch (installed here if missing and
+we are root).
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+DEFAULT_PEER = os.path.normpath(os.path.join(ROOT, "..", "shared", "peer", "peer_torch.py"))
+
+# speed-ratio targets at 2 threads (issue 3), by op family and size
+CONV_TARGET = {3: 3.0, 12: 2.0, 48: 1.0, 96: 1.0}
+GRAPH_TARGET = {2: 20.0, 64: 1.5}
+SGEMM_TARGET = 0.80  # conv-exp fwd at C=96 against cblas_sgemm 2048^3
+
+
+def ensure_torch():
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import torch, numpy"],
+                           capture_output=True)
+    if probe.returncode == 0:
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        sys.exit("compare_peer: the peer needs Debian's python3-torch and python3-numpy "
+                 "(apt-get install python3-torch python3-numpy)")
+    print("compare_peer: installing python3-torch python3-numpy", flush=True)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+                    "python3-torch", "python3-numpy", "libopenblas0-openmp"], check=True, env=env)
+
+
+def run_ours(build, threads, quick, coretype):
+    exe = os.path.join(build, "tools", "bench", "bench_expm")
+    if not os.access(exe, os.X_OK):
+        sys.exit(f"compare_peer: {exe} not found; build first (scripts/setup.sh)")
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    if coretype != "default":
+        env["OPENBLAS_CORETYPE"] = coretype
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        path = fh.name
+    cmd = [exe, "--threads", ",".join(map(str, threads)), "--json", path] + (["--quick"] if quick else [])
+    print("$", ("OPENBLAS_CORETYPE=" + coretype + " " if coretype != "default" else "") + " ".join(cmd),
+          flush=True)
+    subprocess.run(cmd, check=True, env=env)
+    with open(path) as fh:
+        data = json.load(fh)
+    os.unlink(path)
+    return data
+
+
+def run_peer(peer, threads, quick):
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
+        path = fh.name
+    cmd = ["/usr/bin/python3", peer, "--threads", *map(str, threads), "--json", path] + \
+          (["--quick"] if quick else [])
+    print("$", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True)
+    with open(path) as fh:
+        data = json.load(fh)
+    os.unlink(path)
+    return data
+
+
+def target_for(op, shape):
+    dims = [int(v) for v in shape.split("x")]
+    if op.startswith("conv_exp"):
+        return CONV_TARGET.get(dims[1])
+    if op.startswith("graph_conv_exp"):
+        return GRAPH_TARGET.get(dims[2])
+    return None
+
+
+def compare(ours, peer, label):
+    best_peer = {}
+    for r in peer["results"]:
+        key = (r["op"], "x".join(map(str, r["shape"])), r["threads"])
+        if key not in best_peer or r["median_ms"] < best_peer[key]["median_ms"]:
+            best_peer[key] = r
+    rows = []
+    for r in ours["results"]:
+        if r["op"] == "cblas_sgemm":
+            rows.append(dict(label=label, op=r["op"], shape=r["shape"], threads=r["threads"],
+                             ours=r["median_ms"], gflops=r["gflops"], sgemm=r["sgemm_gflops"]))
+            continue
+        base_op = r["op"].replace(" rnd", "")  # the peer's cost does not depend on the pattern
+        p = best_peer.get((base_op, r["shape"], r["threads"]))
+        ratio = p["median_ms"] / r["median_ms"] if p else None
+        tgt = target_for(r["op"], r["shape"]) if r["threads"] == 2 else None
+        rows.append(dict(label=label, op=r["op"], shape=r["shape"], threads=r["threads"],
+                         ours=r["median_ms"], peer=p["median_ms"] if p else None,
+                         backend=p["backend"] if p else "", ratio=ratio, target=tgt,
+                         gflops=r["gflops"], sgemm=r["sgemm_gflops"]))
+    return rows
+
+
+def table(rows):
+    out = ["| OpenBLAS kernels | op | shape | thr | ours ms | peer ms (backend) | ratio | target (2 thr) | GFLOP/s | % sgemm |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r["op"] == "cblas_sgemm":
+            out.append(f"| {r['label']} | cblas_sgemm | 2048³ | {r['threads']} | {r['ours']:.2f} | | | | "
+                       f"{r['gflops']:.0f} | 100% |")
+            continue
+        ratio = f"{r['ratio']:.2f}×" if r["ratio"] else "n/a"
+        tgt = ""
+        if r["target"]:
+            tgt = f"{r['target']:g}× {'met' if r['ratio'] and r['ratio'] >= r['target'] else 'MISSED'}"
+        pct = 100 * r["gflops"] / r["sgemm"]
+        if r["op"] == "conv_exp fwd" and r["shape"].split("x")[1] == "96" and r["threads"] == 2:
+            pct_s = f"{pct:.0f}% ({'met' if pct >= 100 * SGEMM_TARGET else 'MISSED'} 80%)"
+        else:
+            pct_s = f"{pct:.0f}%"
+        peer = f"{r['peer']:.3f} ({r['backend']})" if r["peer"] else "n/a"
+        out.append(f"| {r['label']} | {r['op']} | {r['shape']} | {r['threads']} | {r['ours']:.3f} | "
+                   f"{peer} | {ratio} | {tgt} | {r['gflops']:.1f} | {pct_s} |")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--peer", default=DEFAULT_PEER)
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--quick", action="store_true", help="fewer repetitions (both programs)")
+    ap.add_argument("--coretype", choices=["default", "SkylakeX", "both"], default="both",
+                    help="OpenBLAS kernels for our run: as detected, forced AVX-512, or both")
+    ap.add_argument("--md", help="also write the table (markdown) here")
+    ap.add_argument("--json", help="also write all raw results here")
+    args = ap.parse_args()
+    if any(t < 1 or t > 256 for t in args.threads):
+        sys.exit("compare_peer: thread counts must be in 1..256")
+    if not os.path.isfile(args.peer):
+        sys.exit(f"compare_peer: peer script {args.peer} not found (--peer)")
+    ensure_torch()
+    cores = ["default", "SkylakeX"] if args.coretype == "both" else [args.coretype]
+    ours = {c: run_ours(args.build, args.threads, args.quick, c) for c in cores}
+    peer = run_peer(args.peer, args.threads, args.quick)
+    rows = []
+    for c in cores:
+        rows += compare(ours[c], peer, f"{ours[c]['core']}" + (" (forced)" if c != "default" else ""))
+    md = table(rows)
+    print()
+    print(md)
+    env = peer.get("environment", {})
+    print(f"\npeer: torch {env.get('torch')}, {env.get('openblas')}; ours: "
+          + "; ".join(f"{c}: {ours[c]['blas']} core {ours[c]['core']}" for c in cores))
+    if args.md:
+        tmp = args.md + ".tmp"
+        with open(tmp, "w") as fh:
+            fh.write(md + "\n")
+        os.replace(tmp, args.md)
+    if args.json:
+        tmp = args.json + ".tmp"
+        with open(tmp, "w") as fh:
+            json.dump(dict(ours=ours, peer=peer, rows=rows), fh, indent=1)
+        os.replace(tmp, args.json)
+
+
+if __name__ == "__main__":
+    main()
