@@ -42,9 +42,11 @@ FXP_API int fxp_ctx_threads(const fxp_ctx *ctx);
 
 /* How kh x kw convolutions (kh*kw > 1) are computed, for every convolution
  * run through this context (ops, layers, exponentials, spectral norm):
- *   FXP_CONV_AUTO    (default) direct kernels while C_in*kh*kw <= 108 and
- *                    C_out <= 16 (measured faster there, docs/performance.md),
- *                    im2col + GEMM otherwise
+ *   FXP_CONV_AUTO    (default) direct kernels (register-blocked, AVX-512 /
+ *                    AVX2 / baseline picked at load) while C_in*kh*kw and
+ *                    C_out*kh*kw are at most 1728 (3x3 up to 192 channels:
+ *                    measured faster there, docs/performance.md), im2col +
+ *                    GEMM otherwise and for 1x1 kernels
  *   FXP_CONV_IM2COL  always im2col + GEMM
  *   FXP_CONV_DIRECT  always the direct kernels
  * Both compute the same map; results differ by float rounding only.

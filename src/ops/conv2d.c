@@ -38,7 +38,7 @@ static int image_threads(const fxp_ctx *ctx, const fxp__conv_shape *s)
 int fxp__conv2d_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,
                         const float *w, const float *bias, float alpha, float beta)
 {
-    if (fxp__conv_direct_pick(ctx, s)) return fxp__conv_direct_forward(ctx, s, y, x, w, bias, alpha, beta);
+    if (fxp__conv_direct_pick(ctx, s, 0)) return fxp__conv_direct_forward(ctx, s, y, x, w, bias, alpha, beta);
     const int64_t HW = (int64_t)s->h * s->w, K = (int64_t)s->c_in * s->kh * s->kw;
     const int64_t xs = s->c_in * HW, ys = s->c_out * HW;
     const int nt = image_threads(ctx, s);
@@ -78,7 +78,7 @@ int fxp__conv2d_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const 
 int fxp__conv2d_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float *dx,
                               const float *dy, const float *w, float alpha, float beta)
 {
-    if (fxp__conv_direct_pick(ctx, s))
+    if (fxp__conv_direct_pick(ctx, s, 0))
         return fxp__conv_direct_backward_data(ctx, s, dx, dy, w, alpha, beta);
     const int64_t HW = (int64_t)s->h * s->w, K = (int64_t)s->c_in * s->kh * s->kw;
     const int64_t xs = s->c_in * HW, ys = s->c_out * HW;
@@ -125,7 +125,7 @@ int fxp__conv2d_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float *dx,
 int fxp__conv2d_backward_weight(fxp_ctx *ctx, const fxp__conv_shape *s, float *dw,
                                 const float *dy, const float *x, float alpha)
 {
-    if (fxp__conv_direct_pick(ctx, s))
+    if (fxp__conv_direct_pick(ctx, s, 1))
         return fxp__conv_direct_backward_weight(ctx, s, dw, dy, x, alpha);
     const int64_t HW = (int64_t)s->h * s->w, K = (int64_t)s->c_in * s->kh * s->kw;
     const int64_t xs = s->c_in * HW, ys = s->c_out * HW, ws = s->c_out * K;

@@ -38,13 +38,13 @@ int fxp__conv2d_backward_weight(fxp_ctx *ctx, const fxp__conv_shape *s, float *d
 void fxp__conv2d_backward_bias(fxp_ctx *ctx, const fxp__conv_shape *s, float *db,
                                const float *dy);
 
-/* Direct kernels for few channels (conv_direct.c): same contracts as the
- * im2col versions above, which call them when fxp__conv_direct_pick says so
- * (the context's fxp_conv_algo; under FXP_CONV_AUTO, K = C_in kh kw <=
- * FXP_CONV_DIRECT_MAX_K and C_out <= FXP_CONV_DIRECT_MAX_COUT; never 1x1). */
-#define FXP_CONV_DIRECT_MAX_K 108
-#define FXP_CONV_DIRECT_MAX_COUT 16
-int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s);
+/* Direct kernels (conv_direct.c): same contracts as the im2col versions
+ * above, which call them when fxp__conv_direct_pick says so (weight: 1 for
+ * the weight gradient, 0 otherwise): never for 1x1 kernels; always under
+ * FXP_CONV_DIRECT; under FXP_CONV_AUTO while both C_in kh kw and
+ * C_out kh kw are at most FXP_CONV_DIRECT_MAX_K (the measured range). */
+#define FXP_CONV_DIRECT_MAX_K 1728
+int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weight);
 int fxp__conv_direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,
                              const float *w, const float *bias, float alpha, float beta);
 int fxp__conv_direct_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float *dx,

@@ -1,29 +1,33 @@
-/* Direct 2-D convolution for few channels, beside im2col + GEMM.
+/* Direct 2-D convolution kernels, beside im2col + GEMM.
  *
- * With C_in * kh * kw small the im2col matrix is short and the per-image
- * GEMM [C_out, K] x [K, H W] has a tiny M and K, where BLAS spends its time
- * packing.  Here each image is first copied into a padded buffer
- * [C_in, H + kh - 1, W + kw - 1] (zeros, or the wrapped image for circular
- * padding); then every output row is a sum of C_in kh kw shifted input rows
- * scaled by one weight each, an axpy of length W that the compiler
- * vectorises.  Four output channels are computed together so that every
- * input row loaded serves four accumulators.  The inner functions are
- * compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
- * (GCC target_clones), so a portable build still uses the wide vectors.
+ * Each image is copied into a padded buffer [C_in, H + kh - 1, W + kw - 1]
+ * (zeros, or the wrapped image for circular padding).  Outputs are computed
+ * on the padded-width grid q = r WP + c (WP = W + kw - 1), where the tap
+ * (ky, kx) of every output reads the input at q + ky WP + kx: a block of
+ * consecutive outputs reads contiguous floats for every tap, whatever the
+ * image width, and no im2col matrix is built.  The grid's kw - 1 extra
+ * columns per row are computed and dropped.  Register blocking: the forward
+ * keeps 6 output channels x 48 positions of accumulators over the whole
+ * reduction over (C_in, kh, kw); the weight gradient keeps 4 output
+ * channels x 3 kernel columns x 16 lanes over the positions of up to 16
+ * images.  The inner functions are compiled for AVX-512, AVX2 and baseline
+ * x86-64 and picked when the library is loaded (FXP_CLONES), so a portable
+ * build still uses wide vectors.
  *
- * The transposed convolution (dL/dx) is the same operation with the kernel
- * flipped in space and its channel axes swapped; the weight gradient is a
- * dot product per weight between an output-gradient plane and a shifted
- * padded input plane. */
+ * The transposed convolution (dL/dx) is the forward with the kernel flipped
+ * in space and its channel axes swapped.  Threads split images (forward) or
+ * groups of images (weight gradient, with per-thread partial sums added in
+ * thread order: fixed results for a given thread count). */
 #include <string.h>
 
 #include "ops/conv2d.h"
 
-#define CO_BLOCK 4
-#define VEC 16
+#define VEC 16     /* weight gradient: lanes per accumulator */
+#define FLAT_CO 6   /* forward: output channels per block */
+#define FLAT_NV 48  /* forward: output positions per block (three AVX-512 vectors) */
 
 
-int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s)
+int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weight)
 {
     if (s->kh == 1 && s->kw == 1) return 0; /* 1x1 is one GEMM without im2col */
     switch (ctx ? ctx->conv_algo : FXP_CONV_AUTO) {
@@ -31,9 +35,14 @@ int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s)
     case FXP_CONV_IM2COL: return 0;
     default: break;
     }
-    /* measured with bench_conv (docs/performance.md): direct wins while the
-     * GEMM's K = C_in kh kw and M = C_out are small */
-    return s->c_in * s->kh * s->kw <= FXP_CONV_DIRECT_MAX_K && s->c_out <= FXP_CONV_DIRECT_MAX_COUT;
+    /* Measured with bench_expm --algo (docs/performance.md): the direct
+     * kernels beat im2col + GEMM (OpenBLAS 0.3.21) for C = 3 ... 192 with
+     * 3x3 kernels, forward and weight gradient alike.  Beyond the measured
+     * range (K = C_in kh kw > FXP_CONV_DIRECT_MAX_K) GEMM's cache blocking
+     * is the safer choice. */
+    (void)weight;
+    return (int64_t)s->c_in * s->kh * s->kw <= FXP_CONV_DIRECT_MAX_K &&
+           (int64_t)s->c_out * s->kh * s->kw <= FXP_CONV_DIRECT_MAX_K;
 }
 
 /* xp[c, i, j] = x[c, i - ph, j - pw] inside, zero or wrapped outside. */
@@ -66,50 +75,74 @@ static void pad_image(const fxp__conv_shape *s, int c_in, const float *x, float 
 }
 
 /* One image: y[co] = alpha sum_{ci,ky,kx} w[co,ci,ky,kx] xp[ci, r+ky, c+kx]
- * + beta y[co] (+ bias[co]).  wpk: the weights of each block of CO_BLOCK
- * output channels packed as [block][ci, ky, kx][CO_BLOCK] (zeros past
- * c_out).  The accumulators of one block of VEC columns and CO_BLOCK
- * channels stay in registers over the whole reduction; the last block of a
- * row may read up to VEC - 1 floats past the row (xp has that slack) and
- * stores only the valid columns. */
+ * + beta y[co] (+ bias[co]).
+ *
+ * Output positions are taken on the padded-width grid, q = r WP + c with
+ * WP = W + kw - 1: there every tap (ky, kx) reads the input at the constant
+ * offset q + ky WP + kx, so a block of FLAT_NV consecutive positions reads
+ * contiguous floats for every tap, whatever the image width.  Positions with
+ * c >= W are computed and dropped (a (kw-1)/WP share of the work).  Each
+ * block keeps FLAT_CO x FLAT_NV accumulators in registers over the whole
+ * reduction over (ci, ky, kx).  wpk: weights packed per block of FLAT_CO
+ * output channels as [block][ci, ky, kx][FLAT_CO] (zeros past c_out).  Valid
+ * positions read only their own padded plane; dropped ones may read up to
+ * FLAT_NV + kw floats past the last plane (the caller's slack). */
 FXP_CLONES FXP_CONTRACT static void direct_image(int c_in, int c_out, int H, int W, int kh,
                                                  int kw, const float *restrict xp,
                                                  const float *restrict wpk, const float *bias,
                                                  float alpha, float beta, float *restrict y)
 {
-    const int WP = W + kw - 1, HP = H + kh - 1, taps = kh * kw;
-    const int64_t HW = (int64_t)H * W, red = (int64_t)c_in * taps;
-    for (int co0 = 0; co0 < c_out; co0 += CO_BLOCK) {
-        const int nb = c_out - co0 < CO_BLOCK ? c_out - co0 : CO_BLOCK;
-        const float *wb = wpk + (int64_t)(co0 / CO_BLOCK) * red * CO_BLOCK;
-        for (int r = 0; r < H; r++)
-            for (int c0 = 0; c0 < W; c0 += VEC) {
-                float acc[CO_BLOCK][VEC] = { { 0 } };
-                for (int ci = 0; ci < c_in; ci++)
-                    for (int ky = 0; ky < kh; ky++) {
-                        const float *xr = xp + ((int64_t)ci * HP + r + ky) * WP + c0;
-                        const float *wt = wb + ((int64_t)ci * taps + ky * kw) * CO_BLOCK;
-                        for (int kx = 0; kx < kw; kx++, wt += CO_BLOCK) {
-                            const float w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3];
-                            for (int l = 0; l < VEC; l++) {
-                                const float v = xr[kx + l];
-                                acc[0][l] += w0 * v;
-                                acc[1][l] += w1 * v;
-                                acc[2][l] += w2 * v;
-                                acc[3][l] += w3 * v;
-                            }
+    const int WP = W + kw - 1, HP = H + kh - 1, taps = kh * kw, Q = H * WP;
+    const int64_t plane = (int64_t)HP * WP, HW = (int64_t)H * W, red = (int64_t)c_in * taps;
+    for (int co0 = 0; co0 < c_out; co0 += FLAT_CO) {
+        const int nb = c_out - co0 < FLAT_CO ? c_out - co0 : FLAT_CO;
+        const float *wb = wpk + (int64_t)(co0 / FLAT_CO) * red * FLAT_CO;
+        for (int q0 = 0; q0 < Q; q0 += FLAT_NV) {
+            float acc[FLAT_CO][FLAT_NV] = { { 0 } };
+            const float *wt = wb;
+            for (int ci = 0; ci < c_in; ci++) {
+                const float *xc = xp + ci * plane + q0;
+                for (int ky = 0; ky < kh; ky++)
+                    for (int kx = 0; kx < kw; kx++, wt += FLAT_CO) {
+                        const float *xs = xc + ky * WP + kx;
+                        const float w0 = wt[0], w1 = wt[1], w2 = wt[2], w3 = wt[3], w4 = wt[4],
+                                    w5 = wt[5];
+                        for (int l = 0; l < FLAT_NV; l++) {
+                            const float v = xs[l];
+                            acc[0][l] += w0 * v;
+                            acc[1][l] += w1 * v;
+                            acc[2][l] += w2 * v;
+                            acc[3][l] += w3 * v;
+                            acc[4][l] += w4 * v;
+                            acc[5][l] += w5 * v;
                         }
                     }
-                const int cw = W - c0 < VEC ? W - c0 : VEC;
-                for (int b = 0; b < nb; b++) {
-                    float *yr = y + (co0 + b) * HW + (int64_t)r * W + c0;
-                    const float bb = bias ? bias[co0 + b] : 0.0f;
+            }
+            /* scatter the valid positions, one row segment at a time */
+            const int qn = Q - q0 < FLAT_NV ? Q - q0 : FLAT_NV;
+            for (int b = 0; b < nb; b++) {
+                float *yb = y + (co0 + b) * HW;
+                const float bb = bias ? bias[co0 + b] : 0.0f;
+                int l = 0, r = q0 / WP, c = q0 % WP;
+                while (l < qn) {
+                    if (c >= W) { /* dropped columns up to the next row */
+                        l += WP - c;
+                        c = 0;
+                        r++;
+                        continue;
+                    }
+                    const int len = W - c < qn - l ? W - c : qn - l;
+                    float *yr = yb + (int64_t)r * W + c;
+                    const float *ab = acc[b] + l;
                     if (beta == 0.0f)
-                        for (int c = 0; c < cw; c++) yr[c] = alpha * acc[b][c] + bb;
+                        for (int j = 0; j < len; j++) yr[j] = alpha * ab[j] + bb;
                     else
-                        for (int c = 0; c < cw; c++) yr[c] = alpha * acc[b][c] + beta * yr[c] + bb;
+                        for (int j = 0; j < len; j++) yr[j] = alpha * ab[j] + beta * yr[j] + bb;
+                    l += len;
+                    c += len;
                 }
             }
+        }
     }
 }
 
@@ -117,71 +150,74 @@ FXP_CLONES FXP_CONTRACT static void direct_image(int c_in, int c_out, int H, int
 static void pack_weights(int c_in, int c_out, int taps, const float *w, float *wpk)
 {
     const int64_t red = (int64_t)c_in * taps;
-    const int blocks = (c_out + CO_BLOCK - 1) / CO_BLOCK;
+    const int blocks = (c_out + FLAT_CO - 1) / FLAT_CO;
     for (int blk = 0; blk < blocks; blk++)
         for (int64_t t = 0; t < red; t++)
-            for (int b = 0; b < CO_BLOCK; b++) {
-                const int co = blk * CO_BLOCK + b;
-                wpk[((int64_t)blk * red + t) * CO_BLOCK + b] = co < c_out ? w[co * red + t] : 0.0f;
+            for (int b = 0; b < FLAT_CO; b++) {
+                const int co = blk * FLAT_CO + b;
+                wpk[((int64_t)blk * red + t) * FLAT_CO + b] = co < c_out ? w[co * red + t] : 0.0f;
             }
 }
 
-/* One image: dw[co,ci,ky,kx] += alpha sum_{r,c} dy[co,r,c] xp[ci,r+ky,c+kx].
- * For each block of CO_BLOCK output channels, input channel and kernel row,
- * CO_BLOCK x KW_MAX accumulators of VEC lanes run over the image: every
- * gradient vector loaded serves kw weights and every input vector CO_BLOCK.
- * Kernels wider than KW_MAX and column tails use plain loops. */
-#define KW_MAX 3
-FXP_CLONES FXP_CONTRACT static void direct_weight_image(int c_in, int c_out, int H, int W, int kh,
-                                                        int kw, const float *restrict xp,
-                                                        const float *restrict dy, float alpha,
-                                                        float *restrict dw)
+/* gf[co, q] = dy[co, r, c] at q = r WP + c for c < W, zero elsewhere and up
+ * to qp (the gradient on the forward's padded-width grid). */
+static void flat_grad(int c_out, int H, int W, int WP, int64_t qp, const float *dy, float *gf)
+{
+    for (int co = 0; co < c_out; co++) {
+        float *g = gf + co * qp;
+        const float *d = dy + (int64_t)co * H * W;
+        memset(g, 0, (size_t)qp * sizeof(float));
+        for (int r = 0; r < H; r++) memcpy(g + (int64_t)r * WP, d + (int64_t)r * W, (size_t)W * sizeof(float));
+    }
+}
+
+/* ng images: dw[co,ci,ky,kx] += alpha sum_n sum_q gf[n,co,q] xp[n,ci, q + ky WP + kx],
+ * the forward's map read backwards on the padded-width grid (gf is zero at
+ * the dropped positions, so what they read does not matter).  For each block
+ * of WCO output channels, input channel, kernel row and group of WKX kernel
+ * columns, WCO x WKX accumulators of VEC lanes run over the positions of all
+ * ng images (so their final sum across lanes is paid once per group): each
+ * gradient vector loaded serves WKX weights and each input vector WCO. */
+#define WCO 4
+#define WKX 3
+FXP_CLONES FXP_CONTRACT static void direct_weight_images(int ng, int c_in, int c_out, int H, int W,
+                                                         int kh, int kw, const float *restrict xp,
+                                                         int64_t xstride, const float *restrict gf,
+                                                         int64_t gstride, int64_t qp, float alpha,
+                                                         float *restrict dw)
 {
     const int WP = W + kw - 1, HP = H + kh - 1, taps = kh * kw;
-    const int64_t HW = (int64_t)H * W;
-    const int Wv = kw <= KW_MAX ? W / VEC * VEC : 0; /* columns done by the blocked loop */
-    for (int co0 = 0; co0 < c_out; co0 += CO_BLOCK) {
-        const int nb = c_out - co0 < CO_BLOCK ? c_out - co0 : CO_BLOCK;
+    const int64_t plane = (int64_t)HP * WP;
+    for (int co0 = 0; co0 < c_out; co0 += WCO) {
+        const int nb = c_out - co0 < WCO ? c_out - co0 : WCO;
+        const float *g0 = gf + (int64_t)co0 * qp, *g1 = gf + (int64_t)(co0 + (nb > 1)) * qp;
+        const float *g2 = gf + (int64_t)(co0 + (nb > 2 ? 2 : 0)) * qp;
+        const float *g3 = gf + (int64_t)(co0 + (nb > 3 ? 3 : 0)) * qp;
         for (int ci = 0; ci < c_in; ci++)
-            for (int ky = 0; ky < kh; ky++) {
-                float acc[CO_BLOCK][KW_MAX][VEC] = { { { 0 } } };
-                double tail[CO_BLOCK][16] = { { 0 } };
-                for (int r = 0; r < H; r++) {
-                    const float *xr = xp + ((int64_t)ci * HP + r + ky) * WP;
-                    const float *g[CO_BLOCK];
-                    for (int b = 0; b < CO_BLOCK; b++)
-                        g[b] = dy + (int64_t)(co0 + (b < nb ? b : 0)) * HW + (int64_t)r * W;
-                    for (int c0 = 0; c0 < Wv; c0 += VEC)
-                        for (int kx = 0; kx < KW_MAX; kx++) {
-                            const float *xs = xr + c0 + (kx < kw ? kx : 0);
-                            for (int l = 0; l < VEC; l++) {
-                                const float v = xs[l];
-                                acc[0][kx][l] += g[0][c0 + l] * v;
-                                acc[1][kx][l] += g[1][c0 + l] * v;
-                                acc[2][kx][l] += g[2][c0 + l] * v;
-                                acc[3][kx][l] += g[3][c0 + l] * v;
-                            }
-                        }
-                    for (int c = Wv; c < W; c++)
-                        for (int kx = 0; kx < kw && kx < 16; kx++)
-                            for (int b = 0; b < nb; b++)
-                                tail[b][kx] += (double)g[b][c] * xr[c + kx];
-                    if (kw > 16) /* very wide kernels: the rest directly */
-                        for (int c = Wv; c < W; c++)
-                            for (int kx = 16; kx < kw; kx++)
-                                for (int b = 0; b < nb; b++)
-                                    dw[((int64_t)(co0 + b) * c_in + ci) * taps + ky * kw + kx] +=
-                                        alpha * g[b][c] * xr[c + kx];
-                }
-                for (int b = 0; b < nb; b++)
-                    for (int kx = 0; kx < kw; kx++) {
-                        double sum = kx < 16 ? tail[b][kx] : 0;
-                        if (kx < KW_MAX)
-                            for (int l = 0; l < VEC; l++) sum += acc[b][kx][l];
-                        dw[((int64_t)(co0 + b) * c_in + ci) * taps + ky * kw + kx] +=
-                            (float)(alpha * sum);
+            for (int ky = 0; ky < kh; ky++)
+                for (int kx0 = 0; kx0 < kw; kx0 += WKX) {
+                    float acc[WCO][WKX][VEC] = { { { 0 } } };
+                    for (int n = 0; n < ng; n++) { /* images share one reduction */
+                        const float *xr = xp + n * xstride + ci * plane + (int64_t)ky * WP + kx0;
+                        const int64_t go = n * gstride;
+                        for (int64_t q0 = 0; q0 < qp; q0 += VEC)
+                            for (int j = 0; j < WKX; j++)
+                                for (int l = 0; l < VEC; l++) {
+                                    const float v = xr[q0 + j + l];
+                                    acc[0][j][l] += g0[go + q0 + l] * v;
+                                    acc[1][j][l] += g1[go + q0 + l] * v;
+                                    acc[2][j][l] += g2[go + q0 + l] * v;
+                                    acc[3][j][l] += g3[go + q0 + l] * v;
+                                }
                     }
-            }
+                    for (int b = 0; b < nb; b++)
+                        for (int j = 0; j < WKX && kx0 + j < kw; j++) {
+                            double sum = 0;
+                            for (int l = 0; l < VEC; l++) sum += acc[b][j][l];
+                            dw[((int64_t)(co0 + b) * c_in + ci) * taps + ky * kw + kx0 + j] +=
+                                (float)(alpha * sum);
+                        }
+                }
     }
 }
 
@@ -202,9 +238,9 @@ static int direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, int c_in, int 
                           float beta)
 {
     const int nt = image_threads(ctx, s), taps = s->kh * s->kw;
-    const int64_t ps = padded_size(s, c_in) + VEC; /* + slack for the last column block */
+    const int64_t pimg = padded_size(s, c_in), ps = pimg + FLAT_NV + s->kw; /* + slack */
     const int64_t HW = (int64_t)s->h * s->w;
-    const int64_t wsz = (int64_t)((c_out + CO_BLOCK - 1) / CO_BLOCK) * CO_BLOCK * c_in * taps;
+    const int64_t wsz = (int64_t)((c_out + FLAT_CO - 1) / FLAT_CO) * FLAT_CO * c_in * taps;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *wpk = fxp__scratch_alloc(ctx, (size_t)wsz * sizeof(float));
     float *buf = fxp__scratch_alloc(ctx, (size_t)(nt * ps) * sizeof(float));
@@ -218,7 +254,7 @@ static int direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, int c_in, int 
         for (int n = 0; n < N; n++) {
             float *xp = buf + (nt > 1 ? (int64_t)fxp__omp_thread() : 0) * ps;
             pad_image(s, c_in, x + n * c_in * HW, xp);
-            memset(xp + ps - VEC, 0, VEC * sizeof(float));
+            memset(xp + pimg, 0, (size_t)(ps - pimg) * sizeof(float));
             direct_image(c_in, c_out, s->h, s->w, s->kh, s->kw, xp, wpk, bias, alpha, beta,
                          y + n * c_out * HW);
         });
@@ -250,32 +286,47 @@ int fxp__conv_direct_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float
     return rc;
 }
 
+/* Images per shared reduction in the weight gradient (their padded inputs
+ * and gradient grids are prepared together). */
+#define WGROUP 16
+
 int fxp__conv_direct_backward_weight(fxp_ctx *ctx, const fxp__conv_shape *s, float *dw,
                                      const float *dy, const float *x, float alpha)
 {
-    const int nt = image_threads(ctx, s);
-    const int64_t ps = padded_size(s, s->c_in), HW = (int64_t)s->h * s->w;
-    const int64_t ws = (int64_t)s->c_out * s->c_in * s->kh * s->kw;
+    const int WP = s->w + s->kw - 1, N = s->n, G = FXP_MIN(WGROUP, s->n);
+    const int groups = (N + G - 1) / G;
+    const int nt = ctx->n_threads > 1 && groups > 1 ? FXP_MIN(ctx->n_threads, groups) : 1;
+    const int64_t HW = (int64_t)s->h * s->w;
+    const int64_t qp = ((int64_t)s->h * WP + VEC - 1) / VEC * VEC; /* grid, whole vectors */
+    /* reads reach qp - 1 + (kh-1) WP + kw + WKX - 2 past a plane's start */
+    const int64_t pimg = padded_size(s, s->c_in), ps = pimg + VEC + s->kw + WKX;
+    const int64_t gs = (int64_t)s->c_out * qp, ws = (int64_t)s->c_out * s->c_in * s->kh * s->kw;
+    /* per thread: G padded images, G gradient grids and (threads > 1) a
+     * partial dw, added in thread order so the result is fixed for a given
+     * thread count */
+    const int64_t per = G * (ps + gs) + (nt > 1 ? ws : 0);
     fxp__arena_mark mark = fxp__scratch_save(ctx);
-    /* per thread: a padded image and (threads > 1) a partial dw, added in
-     * thread order so the result is fixed for a given thread count */
-    float *buf = fxp__scratch_alloc(ctx, (size_t)(nt * (ps + (nt > 1 ? ws : 0))) * sizeof(float));
+    float *buf = fxp__scratch_alloc(ctx, (size_t)(nt * per) * sizeof(float));
     if (!buf) return FXP_ENOMEM;
-    const int N = s->n;
-    if (nt > 1) {
-        for (int tid = 0; tid < nt; tid++) memset(buf + tid * (ps + ws) + ps, 0, (size_t)ws * sizeof(float));
+    for (int tid = 0; tid < nt; tid++) {
+        for (int i = 0; i < G; i++)
+            memset(buf + tid * per + i * ps + pimg, 0, (size_t)(ps - pimg) * sizeof(float));
+        if (nt > 1) memset(buf + tid * per + G * (ps + gs), 0, (size_t)ws * sizeof(float));
     }
     FXP_PARALLEL_FOR(nt, nt > 1,
-        for (int n = 0; n < N; n++) {
-            const int64_t tid = nt > 1 ? fxp__omp_thread() : 0;
-            float *xp = buf + tid * (ps + (nt > 1 ? ws : 0));
-            pad_image(s, s->c_in, x + n * s->c_in * HW, xp);
-            direct_weight_image(s->c_in, s->c_out, s->h, s->w, s->kh, s->kw, xp,
-                                dy + n * s->c_out * HW, alpha, nt > 1 ? xp + ps : dw);
+        for (int grp = 0; grp < groups; grp++) {
+            float *xp = buf + (nt > 1 ? fxp__omp_thread() : 0) * per, *gf = xp + G * ps;
+            const int n0 = grp * G, ng = FXP_MIN(G, N - n0);
+            for (int i = 0; i < ng; i++) {
+                pad_image(s, s->c_in, x + (n0 + i) * s->c_in * HW, xp + i * ps);
+                flat_grad(s->c_out, s->h, s->w, WP, qp, dy + (n0 + i) * s->c_out * HW, gf + i * gs);
+            }
+            direct_weight_images(ng, s->c_in, s->c_out, s->h, s->w, s->kh, s->kw, xp, ps, gf, gs,
+                                 qp, alpha, nt > 1 ? xp + G * (ps + gs) : dw);
         });
     if (nt > 1)
         for (int tid = 0; tid < nt; tid++) {
-            const float *part = buf + tid * (ps + ws) + ps;
+            const float *part = buf + tid * per + G * (ps + gs);
             for (int64_t i = 0; i < ws; i++) dw[i] += part[i];
         }
     fxp__scratch_restore(ctx, mark);
