@@ -9,7 +9,7 @@
  * columns per row are computed and dropped.  Register blocking: the forward
  * keeps 6 output channels x 48 positions of accumulators over the whole
  * reduction over (C_in, kh, kw); the weight gradient keeps 4 output
- * channels x 3 kernel columns x 16 lanes over the positions of up to 16
+ * channels x 3 kernel columns x 16 lanes over the positions of up to 4
  * images.  The inner functions are compiled for AVX-512, AVX2 and baseline
  * x86-64 and picked when the library is loaded (FXP_CLONES), so a portable
  * build still uses wide vectors.
@@ -212,10 +212,11 @@ FXP_CLONES FXP_CONTRACT static void direct_weight_images(int ng, int c_in, int c
                     }
                     for (int b = 0; b < nb; b++)
                         for (int j = 0; j < WKX && kx0 + j < kw; j++) {
-                            double sum = 0;
-                            for (int l = 0; l < VEC; l++) sum += acc[b][j][l];
+                            float *a = acc[b][j]; /* pairwise: 16 -> 8 -> 4 -> 2 -> 1 */
+                            for (int h = VEC / 2; h >= 1; h /= 2)
+                                for (int l = 0; l < h; l++) a[l] += a[l + h];
                             dw[((int64_t)(co0 + b) * c_in + ci) * taps + ky * kw + kx0 + j] +=
-                                (float)(alpha * sum);
+                                alpha * a[0];
                         }
                 }
     }
@@ -287,8 +288,9 @@ int fxp__conv_direct_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float
 }
 
 /* Images per shared reduction in the weight gradient (their padded inputs
- * and gradient grids are prepared together). */
-#define WGROUP 16
+ * and gradient grids are prepared together): 4 keeps the workspace near
+ * im2col's (threads x 4 x 2 images against threads x kh kw images). */
+#define WGROUP 4
 
 int fxp__conv_direct_backward_weight(fxp_ctx *ctx, const fxp__conv_shape *s, float *dw,
                                      const float *dy, const float *x, float alpha)

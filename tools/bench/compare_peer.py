@@ -3,7 +3,8 @@
 invocation, on the same machine, and print speed ratios against the targets.
 
     /usr/bin/python3 tools/bench/compare_peer.py [--build build] [--quick]
-        [--threads 1 2] [--coretype default|SkylakeX|both] [--md FILE] [--json FILE]
+        [--threads 1 2] [--algo auto im2col direct] [--coretype default SkylakeX]
+        [--md FILE] [--json FILE]
 
 ratio = peer median / our median (> 1: we are faster).  The peer is
 ../shared/peer/peer_torch.py (or --peer); for each case its faster backend
@@ -43,7 +44,7 @@ def ensure_torch():
                     "python3-torch", "python3-numpy", "libopenblas0-openmp"], check=True, env=env)
 
 
-def run_ours(build, threads, quick, coretype):
+def run_ours(build, threads, quick, coretype, algo):
     exe = os.path.join(build, "tools", "bench", "bench_expm")
     if not os.access(exe, os.X_OK):
         sys.exit(f"compare_peer: {exe} not found; build first (scripts/setup.sh)")
@@ -53,7 +54,8 @@ def run_ours(build, threads, quick, coretype):
         env["OPENBLAS_CORETYPE"] = coretype
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as fh:
         path = fh.name
-    cmd = [exe, "--threads", ",".join(map(str, threads)), "--json", path] + (["--quick"] if quick else [])
+    cmd = [exe, "--threads", ",".join(map(str, threads)), "--json", path, "--algo", algo] + \
+          (["--quick"] if quick else [])
     print("$", ("OPENBLAS_CORETYPE=" + coretype + " " if coretype != "default" else "") + " ".join(cmd),
           flush=True)
     subprocess.run(cmd, check=True, env=env)
@@ -109,7 +111,7 @@ def compare(ours, peer, label):
 
 
 def table(rows):
-    out = ["| OpenBLAS kernels | op | shape | thr | ours ms | peer ms (backend) | ratio | target (2 thr) | GFLOP/s | % sgemm |",
+    out = ["| ours: algo, OpenBLAS kernels | op | shape | thr | ours ms | peer ms (backend) | ratio | target (2 thr) | GFLOP/s | % sgemm |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["op"] == "cblas_sgemm":
@@ -137,8 +139,10 @@ def main():
     ap.add_argument("--peer", default=DEFAULT_PEER)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (both programs)")
-    ap.add_argument("--coretype", choices=["default", "SkylakeX", "both"], default="both",
-                    help="OpenBLAS kernels for our run: as detected, forced AVX-512, or both")
+    ap.add_argument("--coretype", choices=["default", "SkylakeX"], nargs="+", default=["default"],
+                    help="OpenBLAS kernels for our runs: as detected and/or forced AVX-512")
+    ap.add_argument("--algo", choices=["auto", "im2col", "direct"], nargs="+", default=["auto"],
+                    help="convolution algorithm(s) for our runs (bench_expm --algo)")
     ap.add_argument("--md", help="also write the table (markdown) here")
     ap.add_argument("--json", help="also write all raw results here")
     args = ap.parse_args()
@@ -147,18 +151,19 @@ def main():
     if not os.path.isfile(args.peer):
         sys.exit(f"compare_peer: peer script {args.peer} not found (--peer)")
     ensure_torch()
-    cores = ["default", "SkylakeX"] if args.coretype == "both" else [args.coretype]
-    ours = {c: run_ours(args.build, args.threads, args.quick, c) for c in cores}
+    variants = [(a, c) for a in args.algo for c in args.coretype]
+    ours = {v: run_ours(args.build, args.threads, args.quick, v[1], v[0]) for v in variants}
     peer = run_peer(args.peer, args.threads, args.quick)
     rows = []
-    for c in cores:
-        rows += compare(ours[c], peer, f"{ours[c]['core']}" + (" (forced)" if c != "default" else ""))
+    for v in variants:
+        core = ours[v]["core"] + (" forced" if v[1] != "default" else "")
+        rows += compare(ours[v], peer, f"{v[0]}, {core}")
     md = table(rows)
     print()
     print(md)
     env = peer.get("environment", {})
     print(f"\npeer: torch {env.get('torch')}, {env.get('openblas')}; ours: "
-          + "; ".join(f"{c}: {ours[c]['blas']} core {ours[c]['core']}" for c in cores))
+          + "; ".join(f"{v[0]}/{v[1]}: {ours[v]['blas']} core {ours[v]['core']}" for v in variants))
     if args.md:
         tmp = args.md + ".tmp"
         with open(tmp, "w") as fh:
@@ -167,7 +172,8 @@ def main():
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as fh:
-            json.dump(dict(ours=ours, peer=peer, rows=rows), fh, indent=1)
+            json.dump(dict(ours={f"{a}/{c}": r for (a, c), r in ours.items()}, peer=peer, rows=rows),
+                      fh, indent=1)
         os.replace(tmp, args.json)
 
 
