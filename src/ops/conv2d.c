@@ -38,7 +38,8 @@ static int image_threads(const fxp_ctx *ctx, const fxp__conv_shape *s)
 int fxp__conv2d_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,
                         const float *w, const float *bias, float alpha, float beta)
 {
-    if (fxp__conv_direct_pick(ctx, s, 0)) return fxp__conv_direct_forward(ctx, s, y, x, w, bias, alpha, beta);
+    if (fxp__conv_direct_pick(ctx, s, 0))
+        return fxp__conv_direct_forward(ctx, s, y, x, w, bias, alpha, beta);
     const int64_t HW = (int64_t)s->h * s->w, K = (int64_t)s->c_in * s->kh * s->kw;
     const int64_t xs = s->c_in * HW, ys = s->c_out * HW;
     const int nt = image_threads(ctx, s);

@@ -167,7 +167,8 @@ static void flat_grad(int c_out, int H, int W, int WP, int64_t qp, const float *
         float *g = gf + co * qp;
         const float *d = dy + (int64_t)co * H * W;
         memset(g, 0, (size_t)qp * sizeof(float));
-        for (int r = 0; r < H; r++) memcpy(g + (int64_t)r * WP, d + (int64_t)r * W, (size_t)W * sizeof(float));
+        for (int r = 0; r < H; r++)
+            memcpy(g + (int64_t)r * WP, d + (int64_t)r * W, (size_t)W * sizeof(float));
     }
 }
 
