@@ -251,10 +251,8 @@ static void small_theta(fxp_ctx *ctx, int64_t rows, int f, int trans, const floa
  * OUTER_BLOCK rows are summed in float with four rows in flight (independent
  * chains, so the loop is not bound by the add latency), blocks in double. */
 #define OUTER_BLOCK 256
-static void small_outer(int64_t rows, int f, float scale, const float *u, const float *gr,
-                        float *d)
+static void outer_acc(int64_t rows, int f, const float *u, const float *gr, double *acc)
 {
-    double acc[SMALL_F * SMALL_F] = { 0 };
     const int ff = f * f;
     for (int64_t r0 = 0; r0 < rows; r0 += OUTER_BLOCK) {
         const int64_t r1 = FXP_MIN(rows, r0 + OUTER_BLOCK);
@@ -290,7 +288,102 @@ static void small_outer(int64_t rows, int f, float scale, const float *u, const 
         for (int i = 0; i < ff; i++)
             acc[i] += (double)part[0][i] + part[1][i] + part[2][i] + part[3][i];
     }
-    for (int i = 0; i < ff; i++) d[i] += (float)(scale * acc[i]);
+}
+
+static void small_outer(int64_t rows, int f, float scale, const float *u, const float *gr,
+                        float *d)
+{
+    double acc[SMALL_F * SMALL_F] = { 0 };
+    outer_acc(rows, f, u, gr, acc);
+    for (int i = 0; i < f * f; i++) d[i] += (float)(scale * acc[i]);
+}
+
+/* sum[k] = sum_i xb[i, k] over the n nodes of one graph (f <= SMALL_F),
+ * four nodes in flight so the adds do not wait on each other. */
+static inline void graph_sum(int n, int f, const float *restrict xb, float *restrict sum)
+{
+    if (f == 2) {
+        float p0[4] = { 0 }, p1[4] = { 0 };
+        int i = 0;
+        for (; i + 4 <= n; i += 4)
+            for (int l = 0; l < 4; l++) {
+                p0[l] += xb[2 * (i + l)];
+                p1[l] += xb[2 * (i + l) + 1];
+            }
+        for (; i < n; i++) {
+            p0[0] += xb[2 * i];
+            p1[0] += xb[2 * i + 1];
+        }
+        sum[0] = (p0[0] + p0[1]) + (p0[2] + p0[3]);
+        sum[1] = (p1[0] + p1[1]) + (p1[2] + p1[3]);
+        return;
+    }
+    for (int k = 0; k < f; k++) sum[k] = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < f; k++) sum[k] += xb[(int64_t)i * f + k];
+}
+
+/* Complete graphs with F <= SMALL_F in one pass: A X = c (S - X) with
+ * S = sum_j X[j] per graph, so
+ *     Y[i] = X[i] (op(th0) - c op(th1)) + c S op(th1)
+ * (op = transpose if trans): a per-row F x F product plus a per-graph row. */
+static void complete_theta(fxp_ctx *ctx, const graph_op *g, int trans, const float *x, float *y)
+{
+    const int n = g->n, f = g->f, B = g->b;
+    const int64_t gs = (int64_t)n * f;
+    float p[SMALL_F * SMALL_F], q[SMALL_F * SMALL_F]; /* [k][j] */
+    for (int k = 0; k < f; k++)
+        for (int j = 0; j < f; j++) {
+            const float t0 = trans ? g->th0[j * f + k] : g->th0[k * f + j];
+            const float t1 = trans ? g->th1[j * f + k] : g->th1[k * f + j];
+            p[k * f + j] = t0 - g->c * t1;
+            q[k * f + j] = g->c * t1;
+        }
+    FXP_PARALLEL_FOR(ctx->n_threads, B * gs > 65536,
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + b * gs;
+            float *yb = y + b * gs;
+            float sum[SMALL_F], sq[SMALL_F] = { 0 };
+            graph_sum(n, f, xb, sum);
+            for (int k = 0; k < f; k++)
+                for (int j = 0; j < f; j++) sq[j] += sum[k] * q[k * f + j];
+            if (f == 2) {
+                for (int i = 0; i < n; i++) {
+                    const float x0 = xb[2 * i], x1 = xb[2 * i + 1];
+                    yb[2 * i] = x0 * p[0] + x1 * p[2] + sq[0];
+                    yb[2 * i + 1] = x0 * p[1] + x1 * p[3] + sq[1];
+                }
+                continue;
+            }
+            for (int i = 0; i < n; i++)
+                for (int j = 0; j < f; j++) {
+                    float acc = sq[j];
+                    for (int k = 0; k < f; k++) acc += xb[(int64_t)i * f + k] * p[k * f + j];
+                    yb[(int64_t)i * f + j] = acc;
+                }
+        });
+}
+
+/* Complete graphs: dth0 += scale U^T G and, with (A U)[i] = c (S_U - U[i]),
+ * dth1 += scale c (sum_b S_U[b]^T S_G[b] - U^T G): one pass over U and G. */
+static void complete_param_grad(const graph_op *g, const float *u, const float *gr, float scale)
+{
+    const int n = g->n, f = g->f, B = g->b;
+    const int64_t gs = (int64_t)n * f;
+    double ug[SMALL_F * SMALL_F] = { 0 }, ss[SMALL_F * SMALL_F] = { 0 };
+    outer_acc((int64_t)B * n, f, u, gr, ug);
+    if (g->v1 && g->v1->grad)
+        for (int b = 0; b < B; b++) {
+            float su[SMALL_F], sg[SMALL_F];
+            graph_sum(n, f, u + b * gs, su);
+            graph_sum(n, f, gr + b * gs, sg);
+            for (int k = 0; k < f; k++)
+                for (int j = 0; j < f; j++) ss[k * f + j] += (double)su[k] * sg[j];
+        }
+    for (int i = 0; i < f * f; i++) {
+        if (g->v0 && g->v0->grad) g->v0->grad[i] += (float)(scale * ug[i]);
+        if (g->v1 && g->v1->grad) g->v1->grad[i] += (float)(scale * g->c * (ss[i] - ug[i]));
+    }
 }
 
 /* Y = X th0 + (A X) th1 (trans = 0), or Y = X th0^T + (A^T X) th1^T (trans = 1).
@@ -299,6 +392,10 @@ static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, i
 {
     const graph_op *g = self;
     const int rows = g->b * g->n, f = g->f;
+    if (g->complete && f <= SMALL_F) {
+        complete_theta(ctx, g, trans, x, y);
+        return FXP_OK;
+    }
     fxp__arena_mark m = fxp__scratch_save(ctx);
     float *ax = fxp__scratch_alloc(ctx, (size_t)rows * f * sizeof(float));
     if (!ax) return FXP_ENOMEM;
@@ -328,6 +425,10 @@ static int graph_param_grad(void *self, fxp_ctx *ctx, const float *u, const floa
 {
     const graph_op *g = self;
     const int rows = g->b * g->n, f = g->f;
+    if (g->complete && f <= SMALL_F) {
+        complete_param_grad(g, u, gr, scale);
+        return FXP_OK;
+    }
     if (g->v0 && g->v0->grad) {
         if (f <= SMALL_F) small_outer(rows, f, scale, u, gr, g->v0->grad);
         else fxp__sgemm(ctx, 1, 0, f, f, rows, scale, u, f, gr, f, 1, g->v0->grad, f);
