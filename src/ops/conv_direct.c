@@ -35,14 +35,15 @@ int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weig
     case FXP_CONV_IM2COL: return 0;
     default: break;
     }
-    /* Measured with bench_expm --algo (docs/performance.md): the direct
-     * kernels beat im2col + GEMM (OpenBLAS 0.3.21) for C = 3 ... 192 with
-     * 3x3 kernels, forward and weight gradient alike.  Beyond the measured
-     * range (K = C_in kh kw > FXP_CONV_DIRECT_MAX_K) GEMM's cache blocking
-     * is the safer choice. */
-    (void)weight;
-    return (int64_t)s->c_in * s->kh * s->kw <= FXP_CONV_DIRECT_MAX_K &&
-           (int64_t)s->c_out * s->kh * s->kw <= FXP_CONV_DIRECT_MAX_K;
+    /* Measured with bench_conv / bench_expm --algo (docs/performance.md):
+     * the direct forward (and transposed) kernels beat im2col + GEMM
+     * (OpenBLAS 0.3.21) for C = 3 ... 192 with 3x3 kernels; beyond the
+     * measured range GEMM's cache blocking is the safer choice.  The direct
+     * weight gradient wins only at few channels. */
+    const int64_t kin = (int64_t)s->c_in * s->kh * s->kw, kout = (int64_t)s->c_out * s->kh * s->kw;
+    if (weight) /* the direct weight gradient loses to GEMM at many channels */
+        return kin <= FXP_CONV_DIRECT_MAX_K_WEIGHT && kout <= FXP_CONV_DIRECT_MAX_K_WEIGHT;
+    return kin <= FXP_CONV_DIRECT_MAX_K && kout <= FXP_CONV_DIRECT_MAX_K;
 }
 
 /* xp[c, i, j] = x[c, i - ph, j - pw] inside, zero or wrapped outside. */
@@ -180,7 +181,7 @@ static void flat_grad(int c_out, int H, int W, int WP, int64_t qp, const float *
  * ng images (so their final sum across lanes is paid once per group): each
  * gradient vector loaded serves WKX weights and each input vector WCO. */
 #define WCO 4
-#define WKX 3
+#define WKX 3 /* written out below */
 FXP_CLONES FXP_CONTRACT static void direct_weight_images(int ng, int c_in, int c_out, int H, int W,
                                                          int kh, int kw, const float *restrict xp,
                                                          int64_t xstride, const float *restrict gf,
@@ -202,14 +203,24 @@ FXP_CLONES FXP_CONTRACT static void direct_weight_images(int ng, int c_in, int c
                         const float *xr = xp + n * xstride + ci * plane + (int64_t)ky * WP + kx0;
                         const int64_t go = n * gstride;
                         for (int64_t q0 = 0; q0 < qp; q0 += VEC)
-                            for (int j = 0; j < WKX; j++)
-                                for (int l = 0; l < VEC; l++) {
-                                    const float v = xr[q0 + j + l];
-                                    acc[0][j][l] += g0[go + q0 + l] * v;
-                                    acc[1][j][l] += g1[go + q0 + l] * v;
-                                    acc[2][j][l] += g2[go + q0 + l] * v;
-                                    acc[3][j][l] += g3[go + q0 + l] * v;
-                                }
+                            for (int l = 0; l < VEC; l++) { /* 7 vector loads, 12 FMAs */
+                                const float a0 = g0[go + q0 + l], a1 = g1[go + q0 + l];
+                                const float a2 = g2[go + q0 + l], a3 = g3[go + q0 + l];
+                                const float v0 = xr[q0 + l], v1 = xr[q0 + 1 + l];
+                                const float v2 = xr[q0 + 2 + l];
+                                acc[0][0][l] += a0 * v0;
+                                acc[0][1][l] += a0 * v1;
+                                acc[0][2][l] += a0 * v2;
+                                acc[1][0][l] += a1 * v0;
+                                acc[1][1][l] += a1 * v1;
+                                acc[1][2][l] += a1 * v2;
+                                acc[2][0][l] += a2 * v0;
+                                acc[2][1][l] += a2 * v1;
+                                acc[2][2][l] += a2 * v2;
+                                acc[3][0][l] += a3 * v0;
+                                acc[3][1][l] += a3 * v1;
+                                acc[3][2][l] += a3 * v2;
+                            }
                     }
                     for (int b = 0; b < nb; b++)
                         for (int j = 0; j < WKX && kx0 + j < kw; j++) {

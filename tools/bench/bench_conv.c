@@ -1,8 +1,11 @@
-/* Benchmark (not a test): GFLOP/s of the im2col + GEMM convolution, forward
+/* Benchmark (not a test): GFLOP/s of the 3x3 convolution kernels, forward
  * and backward (data + weight), beside cblas_sgemm at 2048^3 measured in the
- * same run, at the requested thread counts.
+ * same run, at the requested thread counts.  --algo picks the kernels as
+ * fxp_ctx_set_conv_algo does (auto: the library's choice; im2col: im2col +
+ * GEMM; direct: the direct kernels).
  *
- *   build/tools/bench/bench_conv [--threads 1,2] [--quick] [--json FILE] [--algo auto|im2col|direct]
+ *   build/tools/bench/bench_conv [--threads 1,2] [--quick] [--json FILE]
+ *                                [--algo auto|im2col|direct]
  *
  * FLOPs: 2*B*H*W*C*C*9 per 3x3 convolution; backward counts 2 of them. */
 #include <stdio.h>
@@ -99,6 +102,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("OpenBLAS: %s (core %s)\n", fxp__blas_config(), fxp__blas_corename());
+    printf("conv algorithm: %s\n", algo == FXP_CONV_AUTO ? "auto" : algo == FXP_CONV_IM2COL ? "im2col" : "direct");
     FILE *la = fopen("/proc/loadavg", "r");
     double load1 = -1;
     if (la) {

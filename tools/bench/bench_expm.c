@@ -151,6 +151,7 @@ int main(int argc, char **argv)
     if (js) fprintf(js, "{\"blas\": \"%s\", \"core\": \"%s\", \"results\": [\n", fxp__blas_config(),
                     fxp__blas_corename());
     printf("OpenBLAS: %s (core %s)\n", fxp__blas_config(), fxp__blas_corename());
+    printf("conv algorithm: %s\n", algo == FXP_CONV_AUTO ? "auto" : algo == FXP_CONV_IM2COL ? "im2col" : "direct");
     printf("%-27s %-14s %5s %4s %10s %10s %9s %8s\n", "op", "shape", "terms", "thr", "median_ms",
            "min_ms", "GFLOP/s", "%sgemm");
     const double min_time = quick ? 0.2 : 1.0;
