@@ -71,10 +71,15 @@ FXP_API fxp_expm_opts fxp_expm_fixed(int terms);
  *               whatever M depends on (NULL if nothing is trainable)
  *   trace       Tr M over the whole vector (NULL if unknown); for a batch of
  *               B identical per-example maps the per-example value is Tr M / B
+ *   apply_term  optional fused series step: t = s M x, y += t and
+ *               *sumsq = ||t||^2 (double; summed in an order that does not
+ *               depend on the thread count) in one pass; NULL: apply, then
+ *               one elementwise pass
  * and norm_bound >= ||M||_2 when known (0 if not): it certifies adaptive
  * truncation when the options carry no bound of their own.  The series
- * never passes aliasing x and y to apply / apply_t.  Callbacks return FXP_OK
- * or a negative status (with a message set through ctx). */
+ * never passes aliasing x and y to apply / apply_t, nor x, t, y aliasing
+ * each other to apply_term.  Callbacks return FXP_OK or a negative status
+ * (with a message set through ctx). */
 typedef struct fxp_linop {
     void *self;
     int64_t size;
@@ -84,6 +89,8 @@ typedef struct fxp_linop {
                       float scale);
     double (*trace)(void *self);
     double norm_bound;
+    int (*apply_term)(void *self, struct fxp_ctx *ctx, const float *x, float *t, float s, float *y,
+                      double *sumsq);
 } fxp_linop;
 
 /* log|det exp(s M)| = s Tr M (s = -1 if negate else 1) through op->trace;

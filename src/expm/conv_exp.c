@@ -22,6 +22,21 @@ static int conv_apply(void *self, fxp_ctx *ctx, const float *x, float *y)
     return fxp__conv2d_forward(ctx, &c->s, y, x, c->k, NULL, 1, 0);
 }
 
+/* The fused series step on the direct kernels; otherwise the product and
+ * the series' own pass. */
+static int conv_apply_term(void *self, fxp_ctx *ctx, const float *x, float *t, float s, float *y,
+                           double *sumsq)
+{
+    const conv_op *c = self;
+    if (fxp__conv_direct_pick(ctx, &c->s, 0))
+        return fxp__conv_direct_term(ctx, &c->s, t, x, c->k, s, y, sumsq);
+    const int rc = fxp__conv2d_forward(ctx, &c->s, t, x, c->k, NULL, 1, 0);
+    if (rc < 0) return rc;
+    const fxp__conv_shape *sh = &c->s;
+    *sumsq = fxp__expm_add_term(ctx, (int64_t)sh->n * sh->c_in * sh->h * sh->w, s, t, t, y);
+    return FXP_OK;
+}
+
 static int conv_apply_t(void *self, fxp_ctx *ctx, const float *x, float *y)
 {
     const conv_op *c = self;
@@ -82,7 +97,7 @@ int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel, fxp_p
     c->kvar = kernel;
     *op = (fxp_linop){ .self = c, .size = fxp_tensor_numel(&x->value), .apply = conv_apply,
                        .apply_t = conv_apply_t, .param_grad = conv_param_grad,
-                       .trace = conv_trace };
+                       .trace = conv_trace, .apply_term = conv_apply_term };
     return fxp_expm_linop(t, out, x, op, inverse, 1, &kernel, opts, info);
 }
 
@@ -157,7 +172,8 @@ int fxp_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *kernel
     float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
     if (!tmp) return FXP_ENOMEM;
     conv_op cop = { s, kernel, NULL };
-    fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply, .apply_t = conv_apply_t };
+    fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply, .apply_t = conv_apply_t,
+                     .apply_term = conv_apply_term };
     fxp_expm_opts o = fxp_expm_fixed(terms);
     rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
     if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));

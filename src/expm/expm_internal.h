@@ -14,4 +14,9 @@ const fxp_expm_opts *fxp__expm_opts_or_default(const fxp_expm_opts *o);
 int fxp__check_finite_buf(fxp_ctx *ctx, const char *func, const char *what, const float *p,
                           int64_t n);
 
+/* term = s m (m may be term), y += term; returns ||term||^2 summed in
+ * chunks of 16384 floats in chunk order (fixed whatever the thread count).
+ * The series' elementwise pass, also the fallback of fused operators. */
+double fxp__expm_add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term, float *y);
+
 #endif

@@ -326,8 +326,10 @@ static inline void graph_sum(int n, int f, const float *restrict xb, float *rest
 /* Complete graphs with F <= SMALL_F in one pass: A X = c (S - X) with
  * S = sum_j X[j] per graph, so
  *     Y[i] = X[i] (op(th0) - c op(th1)) + c S op(th1)
- * (op = transpose if trans): a per-row F x F product plus a per-graph row. */
-static void complete_theta(fxp_ctx *ctx, const graph_op *g, int trans, const float *x, float *y)
+ * (op = transpose if trans): a per-row F x F product plus a per-graph row.
+ * With yacc (a fused series step): y = s Y, yacc += y, gss[b] = ||y[b]||^2. */
+static void complete_theta(fxp_ctx *ctx, const graph_op *g, int trans, const float *x, float *y,
+                           float s, float *yacc, double *gss)
 {
     const int n = g->n, f = g->f, B = g->b;
     const int64_t gs = (int64_t)n * f;
@@ -347,6 +349,36 @@ static void complete_theta(fxp_ctx *ctx, const graph_op *g, int trans, const flo
             graph_sum(n, f, xb, sum);
             for (int k = 0; k < f; k++)
                 for (int j = 0; j < f; j++) sq[j] += sum[k] * q[k * f + j];
+            if (yacc && f == 2) {
+                float *ab = yacc + b * gs, part0 = 0, part1 = 0;
+                for (int i = 0; i < n; i++) {
+                    const float x0 = xb[2 * i], x1 = xb[2 * i + 1];
+                    const float v0 = s * (x0 * p[0] + x1 * p[2] + sq[0]);
+                    const float v1 = s * (x0 * p[1] + x1 * p[3] + sq[1]);
+                    yb[2 * i] = v0;
+                    yb[2 * i + 1] = v1;
+                    ab[2 * i] += v0;
+                    ab[2 * i + 1] += v1;
+                    part0 += v0 * v0;
+                    part1 += v1 * v1;
+                }
+                gss[b] = (double)part0 + part1;
+                continue;
+            }
+            if (yacc) {
+                float *ab = yacc + b * gs, part = 0;
+                for (int i = 0; i < n; i++)
+                    for (int j = 0; j < f; j++) {
+                        float acc = sq[j];
+                        for (int k = 0; k < f; k++) acc += xb[(int64_t)i * f + k] * p[k * f + j];
+                        const float v = s * acc;
+                        yb[(int64_t)i * f + j] = v;
+                        ab[(int64_t)i * f + j] += v;
+                        part += v * v;
+                    }
+                gss[b] = part;
+                continue;
+            }
             if (f == 2) {
                 for (int i = 0; i < n; i++) {
                     const float x0 = xb[2 * i], x1 = xb[2 * i + 1];
@@ -393,7 +425,7 @@ static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, i
     const graph_op *g = self;
     const int rows = g->b * g->n, f = g->f;
     if (g->complete && f <= SMALL_F) {
-        complete_theta(ctx, g, trans, x, y);
+        complete_theta(ctx, g, trans, x, y, 1, NULL, NULL);
         return FXP_OK;
     }
     fxp__arena_mark m = fxp__scratch_save(ctx);
@@ -413,6 +445,31 @@ static int graph_apply_any(void *self, fxp_ctx *ctx, const float *x, float *y, i
 static int graph_apply(void *self, fxp_ctx *ctx, const float *x, float *y)
 {
     return graph_apply_any(self, ctx, x, y, 0);
+}
+
+/* The fused series step for complete graphs with few features (per-graph
+ * sums of squares added in graph order); otherwise the product and the
+ * series' own pass. */
+static int graph_apply_term(void *self, fxp_ctx *ctx, const float *x, float *t, float s, float *y,
+                            double *sumsq)
+{
+    const graph_op *g = self;
+    const int64_t size = (int64_t)g->b * g->n * g->f;
+    if (!(g->complete && g->f <= SMALL_F)) {
+        const int rc = graph_apply_any(self, ctx, x, t, 0);
+        if (rc < 0) return rc;
+        *sumsq = fxp__expm_add_term(ctx, size, s, t, t, y);
+        return FXP_OK;
+    }
+    fxp__arena_mark m = fxp__scratch_save(ctx);
+    double *gss = fxp__scratch_alloc(ctx, (size_t)g->b * sizeof(double));
+    if (!gss) return FXP_ENOMEM;
+    complete_theta(ctx, g, 0, x, t, s, y, gss);
+    double tot = 0;
+    for (int b = 0; b < g->b; b++) tot += gss[b];
+    *sumsq = tot;
+    fxp__scratch_restore(ctx, m);
+    return FXP_OK;
 }
 
 static int graph_apply_t(void *self, fxp_ctx *ctx, const float *x, float *y)
@@ -503,6 +560,7 @@ int fxp_expm_graph(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_tensor *adj
     g->v0 = theta0;
     g->v1 = theta1;
     *op = (fxp_linop){ .self = g, .size = fxp_tensor_numel(&x->value), .apply = graph_apply,
+                       .apply_term = graph_apply_term,
                        .apply_t = graph_apply_t, .param_grad = graph_param_grad,
                        .trace = graph_trace };
     fxp_var *params[2] = { theta0, theta1 };
@@ -575,7 +633,7 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
         graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL, 0, 0 };
         g.complete = is_complete(ahat, nodes, 1, &g.c);
         fxp_linop op = { .self = &g, .size = size, .apply = graph_apply,
-                         .apply_t = graph_apply_t };
+                         .apply_t = graph_apply_t, .apply_term = graph_apply_term };
         fxp_expm_opts o = fxp_expm_fixed(terms);
         rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
     }

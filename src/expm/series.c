@@ -46,7 +46,7 @@ int fxp__check_finite_buf(fxp_ctx *ctx, const char *func, const char *what, cons
 }
 
 /* term[i] = s * m[i]; y[i] += term[i]; returns sum term^2 (fixed chunk order). */
-FXP_CLONES static double add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term,
+FXP_CLONES double fxp__expm_add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term,
                                     float *y)
 {
     const int64_t nchunks = (n + CHUNK - 1) / CHUNK;
@@ -131,9 +131,17 @@ static int series(fxp_ctx *ctx, fxp_tape *tape, const fxp_linop *op, const float
                 goto out;
             }
         }
-        /* dst = M prev, then t_i = (sign / i) dst, y += t_i */
-        if ((rc = op->apply(op->self, ctx, prev, dst)) < 0) goto out;
-        ni = sqrt(add_term(ctx, n, sign / (float)i, dst, dst, y));
+        /* t_i = (sign / i) M prev into dst, y += t_i: fused by the operator,
+         * or its product and then one elementwise pass */
+        if (op->apply_term) {
+            double ss = 0;
+            if ((rc = op->apply_term(op->self, ctx, prev, dst, sign / (float)i, y, &ss)) < 0)
+                goto out;
+            ni = sqrt(ss);
+        } else {
+            if ((rc = op->apply(op->self, ctx, prev, dst)) < 0) goto out;
+            ni = sqrt(fxp__expm_add_term(ctx, n, sign / (float)i, dst, dst, y));
+        }
         if (!isfinite(ni)) {
             rc = fxp__err(ctx, FXP_ENUMERIC, "fxp_expm", "series term %d is not finite", i);
             goto out;

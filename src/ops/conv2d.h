@@ -49,6 +49,10 @@ void fxp__conv2d_backward_bias(fxp_ctx *ctx, const fxp__conv_shape *s, float *db
 int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weight);
 int fxp__conv_direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,
                              const float *w, const float *bias, float alpha, float beta);
+/* A series step in one pass: t = alpha conv(x; w) (no bias), y += t,
+ * *sumsq = ||t||^2 (per-image sums added in image order). */
+int fxp__conv_direct_term(fxp_ctx *ctx, const fxp__conv_shape *s, float *t, const float *x,
+                          const float *w, float alpha, float *y, double *sumsq);
 int fxp__conv_direct_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float *dx,
                                    const float *dy, const float *w, float alpha, float beta);
 int fxp__conv_direct_backward_weight(fxp_ctx *ctx, const fxp__conv_shape *s, float *dw,

@@ -91,7 +91,8 @@ static void pad_image(const fxp__conv_shape *s, int c_in, const float *x, float 
 FXP_CLONES FXP_CONTRACT static void direct_image(int c_in, int c_out, int H, int W, int kh,
                                                  int kw, const float *restrict xp,
                                                  const float *restrict wpk, const float *bias,
-                                                 float alpha, float beta, float *restrict y)
+                                                 float alpha, float beta, float *restrict y,
+                                                 float *restrict yacc, double *ss)
 {
     const int WP = W + kw - 1, HP = H + kh - 1, taps = kh * kw, Q = H * WP;
     const int64_t plane = (int64_t)HP * WP, HW = (int64_t)H * W, red = (int64_t)c_in * taps;
@@ -135,7 +136,17 @@ FXP_CLONES FXP_CONTRACT static void direct_image(int c_in, int c_out, int H, int
                     const int len = W - c < qn - l ? W - c : qn - l;
                     float *yr = yb + (int64_t)r * W + c;
                     const float *ab = acc[b] + l;
-                    if (beta == 0.0f)
+                    if (yacc) { /* a series term: t = alpha acc, yacc += t, ||t||^2 */
+                        float *ya = yacc + (co0 + b) * HW + (int64_t)r * W + c;
+                        float part = 0;
+                        for (int j = 0; j < len; j++) {
+                            const float v = alpha * ab[j];
+                            yr[j] = v;
+                            ya[j] += v;
+                            part += v * v;
+                        }
+                        *ss += part;
+                    } else if (beta == 0.0f)
                         for (int j = 0; j < len; j++) yr[j] = alpha * ab[j] + bb;
                     else
                         for (int j = 0; j < len; j++) yr[j] = alpha * ab[j] + beta * yr[j] + bb;
@@ -248,7 +259,7 @@ static int64_t padded_size(const fxp__conv_shape *s, int c_in)
  * map calls it with the transformed kernel). */
 static int direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, int c_in, int c_out, float *y,
                           const float *x, const float *w, const float *bias, float alpha,
-                          float beta)
+                          float beta, float *yacc, double *sumsq)
 {
     const int nt = image_threads(ctx, s), taps = s->kh * s->kw;
     const int64_t pimg = padded_size(s, c_in), ps = pimg + FLAT_NV + s->kw; /* + slack */
@@ -257,7 +268,8 @@ static int direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, int c_in, int 
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *wpk = fxp__scratch_alloc(ctx, (size_t)wsz * sizeof(float));
     float *buf = fxp__scratch_alloc(ctx, (size_t)(nt * ps) * sizeof(float));
-    if (!wpk || !buf) {
+    double *img_ss = yacc ? fxp__scratch_alloc(ctx, (size_t)s->n * sizeof(double)) : NULL;
+    if (!wpk || !buf || (yacc && !img_ss)) {
         fxp__scratch_restore(ctx, mark);
         return FXP_ENOMEM;
     }
@@ -268,9 +280,16 @@ static int direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, int c_in, int 
             float *xp = buf + (nt > 1 ? (int64_t)fxp__omp_thread() : 0) * ps;
             pad_image(s, c_in, x + n * c_in * HW, xp);
             memset(xp + pimg, 0, (size_t)(ps - pimg) * sizeof(float));
+            if (img_ss) img_ss[n] = 0;
             direct_image(c_in, c_out, s->h, s->w, s->kh, s->kw, xp, wpk, bias, alpha, beta,
-                         y + n * c_out * HW);
+                         y + n * c_out * HW, yacc ? yacc + n * c_out * HW : NULL,
+                         img_ss ? img_ss + n : NULL);
         });
+    if (img_ss) { /* image order: the same sum for every thread count */
+        double t = 0;
+        for (int n = 0; n < N; n++) t += img_ss[n];
+        *sumsq = t;
+    }
     fxp__scratch_restore(ctx, mark);
     return FXP_OK;
 }
@@ -278,7 +297,13 @@ static int direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, int c_in, int 
 int fxp__conv_direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,
                              const float *w, const float *bias, float alpha, float beta)
 {
-    return direct_forward(ctx, s, s->c_in, s->c_out, y, x, w, bias, alpha, beta);
+    return direct_forward(ctx, s, s->c_in, s->c_out, y, x, w, bias, alpha, beta, NULL, NULL);
+}
+
+int fxp__conv_direct_term(fxp_ctx *ctx, const fxp__conv_shape *s, float *t, const float *x,
+                          const float *w, float alpha, float *y, double *sumsq)
+{
+    return direct_forward(ctx, s, s->c_in, s->c_out, t, x, w, NULL, alpha, 0, y, sumsq);
 }
 
 int fxp__conv_direct_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float *dx,
@@ -294,7 +319,8 @@ int fxp__conv_direct_backward_data(fxp_ctx *ctx, const fxp__conv_shape *s, float
             for (int t = 0; t < taps; t++)
                 wt[((int64_t)ci * s->c_out + co) * taps + t] =
                     w[((int64_t)co * s->c_in + ci) * taps + (taps - 1 - t)];
-    const int rc = direct_forward(ctx, s, s->c_out, s->c_in, dx, dy, wt, NULL, alpha, beta);
+    const int rc = direct_forward(ctx, s, s->c_out, s->c_in, dx, dy, wt, NULL, alpha, beta, NULL,
+                                  NULL);
     fxp__scratch_restore(ctx, mark);
     return rc;
 }
