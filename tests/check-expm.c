@@ -28,10 +28,14 @@ START_TEST(test_conv_vs_pade_and_logdet)
         const int xs[4] = { 1, C, H, W };
         fxp_expm_opts o = fxp_expm_fixed(30);
         fxp_expm_info info;
-        conv_exp_tape(ctx, x, xs, k, 3, 3, (fxp_padding)pad, 0, &o, y, &info);
-        ck_assert_int_eq(info.terms, 30);
-        ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "pad %d: series vs Pade %g", pad,
-                      max_abs_diff_d(y, ref, n));
+        /* both convolution algorithms (the direct one fuses the series step) */
+        for (int algo = FXP_CONV_IM2COL; algo <= FXP_CONV_DIRECT; algo++) {
+            ck_assert_ok(fxp_ctx_set_conv_algo(ctx, (fxp_conv_algo)algo));
+            conv_exp_tape(ctx, x, xs, k, 3, 3, (fxp_padding)pad, 0, &o, y, &info);
+            ck_assert_int_eq(info.terms, 30);
+            ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "pad %d algo %d: series vs Pade %g",
+                          pad, algo, max_abs_diff_d(y, ref, n));
+        }
         /* log|det exp(M)| = Tr M = H W sum_c K[c,c,1,1], also for circular padding */
         double trace = 0;
         for (int i = 0; i < n; i++) trace += m[i * n + i];
@@ -158,9 +162,13 @@ START_TEST(test_conv_kernel_shapes)
         }
         const int xs[4] = { 1, C, H, W };
         fxp_expm_opts o = fxp_expm_fixed(25);
-        conv_exp_tape(ctx, x, xs, k, kh, kw, cs[ci].pad, 0, &o, y, NULL);
-        ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "case %d: series vs Pade %g", ci,
-                      max_abs_diff_d(y, ref, n));
+        for (int algo = FXP_CONV_IM2COL; algo <= FXP_CONV_DIRECT; algo++) {
+            ck_assert_ok(fxp_ctx_set_conv_algo(ctx, (fxp_conv_algo)algo));
+            conv_exp_tape(ctx, x, xs, k, kh, kw, cs[ci].pad, 0, &o, y, NULL);
+            ck_assert_msg(max_abs_diff_d(y, ref, n) < 1e-5, "case %d algo %d: series vs Pade %g",
+                          ci, algo, max_abs_diff_d(y, ref, n));
+        }
+        ck_assert_ok(fxp_ctx_set_conv_algo(ctx, FXP_CONV_AUTO));
         double centre = 0;
         for (int c = 0; c < C; c++) centre += k[((c * C + c) * kh + kh / 2) * kw + kw / 2];
         ck_assert_double_eq_tol(ref_logabsdet(e, n), (double)H * W * centre, 1e-5);
