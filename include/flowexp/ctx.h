@@ -43,12 +43,13 @@ FXP_API int fxp_ctx_threads(const fxp_ctx *ctx);
 /* How kh x kw convolutions (kh*kw > 1) are computed, for every convolution
  * run through this context (ops, layers, exponentials, spectral norm):
  *   FXP_CONV_AUTO    (default) direct kernels (register-blocked, AVX-512 /
- *                    AVX2 / baseline picked at load) while C_in*kh*kw and
- *                    C_out*kh*kw are at most 1728 for the forward and
- *                    transposed maps (3x3 up to 192 channels) and 432 for
- *                    the weight gradient (3x3 up to 48 channels), where they
- *                    measured faster (docs/performance.md); im2col + GEMM
- *                    otherwise and for 1x1 kernels
+ *                    AVX2 / baseline picked at load) where they measured
+ *                    faster than im2col + OpenBLAS (docs/performance.md):
+ *                    forward and transposed maps while C_in*kh*kw and
+ *                    C_out*kh*kw are at most 1728 (3x3 up to 192 channels),
+ *                    or at most 432 when OpenBLAS runs its AVX-512 GEMM
+ *                    kernels; weight gradients while both are at most 108;
+ *                    im2col + GEMM otherwise and for 1x1 kernels
  *   FXP_CONV_IM2COL  always im2col + GEMM
  *   FXP_CONV_DIRECT  always the direct kernels
  * Both compute the same map; results differ by float rounding only.

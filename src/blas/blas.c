@@ -48,3 +48,16 @@ void fxp__sgemv(fxp_ctx *ctx, int trans_a, int m, int n, float alpha, const floa
 
 const char *fxp__blas_config(void) { return openblas_get_config(); }
 const char *fxp__blas_corename(void) { return openblas_get_corename(); }
+
+int fxp__blas_has_avx512_gemm(void)
+{
+    const char *c = openblas_get_corename();
+    if (!c) return 0;
+    static const char *const wide[] = { "skylakex", "cooperlake", "sapphirerapids" };
+    for (size_t i = 0; i < sizeof wide / sizeof wide[0]; i++) {
+        const char *a = c, *b = wide[i];
+        while (*a && *b && (*a | 0x20) == *b) a++, b++;
+        if (!*a && !*b) return 1;
+    }
+    return 0;
+}

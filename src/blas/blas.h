@@ -25,6 +25,9 @@ void fxp__sgemv(fxp_ctx *ctx, int trans_a, int m, int n, float alpha, const floa
 /* OpenBLAS configuration string and core name, e.g. "OpenBLAS 0.3.21 ...". */
 const char *fxp__blas_config(void);
 const char *fxp__blas_corename(void);
+/* 1 if OpenBLAS runs its AVX-512 GEMM kernels (SkylakeX, Cooperlake,
+ * SapphireRapids; chosen at load from the CPU or OPENBLAS_CORETYPE). */
+int fxp__blas_has_avx512_gemm(void);
 
 /* Set the BLAS thread count (process-wide in OpenBLAS) if it differs. */
 void fxp__blas_threads(int n);

@@ -42,10 +42,12 @@ void fxp__conv2d_backward_bias(fxp_ctx *ctx, const fxp__conv_shape *s, float *db
  * above, which call them when fxp__conv_direct_pick says so (weight: 1 for
  * the weight gradient, 0 otherwise): never for 1x1 kernels; always under
  * FXP_CONV_DIRECT; under FXP_CONV_AUTO while both C_in kh kw and
- * C_out kh kw are at most FXP_CONV_DIRECT_MAX_K (forward, transposed) or
+ * C_out kh kw are at most FXP_CONV_DIRECT_MAX_K (forward, transposed;
+ * FXP_CONV_DIRECT_MAX_K_AVX512 when OpenBLAS runs AVX-512 GEMM kernels) or
  * FXP_CONV_DIRECT_MAX_K_WEIGHT (weight gradient). */
 #define FXP_CONV_DIRECT_MAX_K 1728
-#define FXP_CONV_DIRECT_MAX_K_WEIGHT 432
+#define FXP_CONV_DIRECT_MAX_K_AVX512 432
+#define FXP_CONV_DIRECT_MAX_K_WEIGHT 108
 int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weight);
 int fxp__conv_direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,
                              const float *w, const float *bias, float alpha, float beta);

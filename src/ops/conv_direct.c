@@ -20,6 +20,7 @@
  * thread order: fixed results for a given thread count). */
 #include <string.h>
 
+#include "blas/blas.h"
 #include "ops/conv2d.h"
 
 #define VEC 16     /* weight gradient: lanes per accumulator */
@@ -35,15 +36,17 @@ int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weig
     case FXP_CONV_IM2COL: return 0;
     default: break;
     }
-    /* Measured with bench_conv / bench_expm --algo (docs/performance.md):
-     * the direct forward (and transposed) kernels beat im2col + GEMM
-     * (OpenBLAS 0.3.21) for C = 3 ... 192 with 3x3 kernels; beyond the
-     * measured range GEMM's cache blocking is the safer choice.  The direct
-     * weight gradient wins only at few channels. */
+    /* Measured with bench_conv and compare_peer.py (docs/performance.md).
+     * Forward and transposed maps: against OpenBLAS's AVX2 GEMM the direct
+     * kernels win for C = 3 ... 96 (3x3); against its AVX-512 GEMM up to
+     * C = 48.  Weight gradient: the direct one wins at few channels
+     * only.  Beyond the measured range GEMM's cache blocking is the safer
+     * choice. */
     const int64_t kin = (int64_t)s->c_in * s->kh * s->kw, kout = (int64_t)s->c_out * s->kh * s->kw;
-    if (weight) /* the direct weight gradient loses to GEMM at many channels */
-        return kin <= FXP_CONV_DIRECT_MAX_K_WEIGHT && kout <= FXP_CONV_DIRECT_MAX_K_WEIGHT;
-    return kin <= FXP_CONV_DIRECT_MAX_K && kout <= FXP_CONV_DIRECT_MAX_K;
+    const int64_t kmax = weight ? FXP_CONV_DIRECT_MAX_K_WEIGHT
+                         : fxp__blas_has_avx512_gemm() ? FXP_CONV_DIRECT_MAX_K_AVX512
+                                                       : FXP_CONV_DIRECT_MAX_K;
+    return kin <= kmax && kout <= kmax;
 }
 
 /* xp[c, i, j] = x[c, i - ph, j - pw] inside, zero or wrapped outside. */

@@ -3,7 +3,7 @@
 invocation, on the same machine, and print speed ratios against the targets.
 
     /usr/bin/python3 tools/bench/compare_peer.py [--build build] [--quick]
-        [--threads 1 2] [--algo auto im2col direct] [--coretype default SkylakeX]
+        [--threads 1 2] [--algo auto im2col direct] [--coretype default SkylakeX Haswell]
         [--md FILE] [--json FILE]
 
 ratio = peer median / our median (> 1: we are faster).  The peer is
@@ -71,7 +71,9 @@ def run_peer(peer, threads, quick):
     cmd = ["/usr/bin/python3", peer, "--threads", *map(str, threads), "--json", path] + \
           (["--quick"] if quick else [])
     print("$", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True)
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)  # the peer's BLAS as detected, like our "default"
+    subprocess.run(cmd, check=True, env=env)
     with open(path) as fh:
         data = json.load(fh)
     os.unlink(path)
@@ -161,8 +163,10 @@ def main():
     ap.add_argument("--peer", default=DEFAULT_PEER)
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (both programs)")
-    ap.add_argument("--coretype", choices=["default", "SkylakeX"], nargs="+", default=["default"],
-                    help="OpenBLAS kernels for our runs: as detected and/or forced AVX-512")
+    ap.add_argument("--coretype", choices=["default", "SkylakeX", "Haswell"], nargs="+",
+                    default=["default"],
+                    help="OpenBLAS kernels for our runs: as detected (OPENBLAS_CORETYPE removed) "
+                         "and/or forced AVX-512 (SkylakeX) or AVX2 (Haswell)")
     ap.add_argument("--algo", choices=["auto", "im2col", "direct"], nargs="+", default=["auto"],
                     help="convolution algorithm(s) for our runs (bench_expm --algo)")
     ap.add_argument("--md", help="also write the table (markdown) here")
