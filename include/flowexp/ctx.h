@@ -47,7 +47,7 @@ FXP_API int fxp_ctx_threads(const fxp_ctx *ctx);
  *                    faster than im2col + OpenBLAS (docs/performance.md):
  *                    forward and transposed maps while C_in*kh*kw and
  *                    C_out*kh*kw are at most 1728 (3x3 up to 192 channels),
- *                    or at most 432 when OpenBLAS runs its AVX-512 GEMM
+ *                    or at most 108 when OpenBLAS runs its AVX-512 GEMM
  *                    kernels; weight gradients while both are at most 108;
  *                    im2col + GEMM otherwise and for 1x1 kernels
  *   FXP_CONV_IM2COL  always im2col + GEMM

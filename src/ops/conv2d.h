@@ -46,7 +46,7 @@ void fxp__conv2d_backward_bias(fxp_ctx *ctx, const fxp__conv_shape *s, float *db
  * FXP_CONV_DIRECT_MAX_K_AVX512 when OpenBLAS runs AVX-512 GEMM kernels) or
  * FXP_CONV_DIRECT_MAX_K_WEIGHT (weight gradient). */
 #define FXP_CONV_DIRECT_MAX_K 1728
-#define FXP_CONV_DIRECT_MAX_K_AVX512 432
+#define FXP_CONV_DIRECT_MAX_K_AVX512 108
 #define FXP_CONV_DIRECT_MAX_K_WEIGHT 108
 int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weight);
 int fxp__conv_direct_forward(fxp_ctx *ctx, const fxp__conv_shape *s, float *y, const float *x,

@@ -39,7 +39,7 @@ int fxp__conv_direct_pick(const fxp_ctx *ctx, const fxp__conv_shape *s, int weig
     /* Measured with bench_conv and compare_peer.py (docs/performance.md).
      * Forward and transposed maps: against OpenBLAS's AVX2 GEMM the direct
      * kernels win for C = 3 ... 96 (3x3); against its AVX-512 GEMM up to
-     * C = 48.  Weight gradient: the direct one wins at few channels
+     * C = 12 in the series (at C = 48 single kernels win, the series loses).  Weight gradient: the direct one wins at few channels
      * only.  Beyond the measured range GEMM's cache blocking is the safer
      * choice. */
     const int64_t kin = (int64_t)s->c_in * s->kh * s->kw, kout = (int64_t)s->c_out * s->kh * s->kw;
