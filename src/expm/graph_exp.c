@@ -101,28 +101,11 @@ static int is_complete(const float *a, int n, int graphs, float *c)
     return 1;
 }
 
+/* out = A x for one complete graph, feature chunks of COMPLETE_CHUNK.  Only
+ * F > SMALL_F gets here: fewer features take the one-pass complete_theta. */
 #define COMPLETE_CHUNK 64
 static void complete_graph(int n, int f, float c, const float *restrict x, float *restrict out)
 {
-    if (f == 2) { /* the MoG graphs' 2-D node features */
-        float p0[4] = { 0 }, p1[4] = { 0 }; /* four nodes in flight */
-        int j = 0;
-        for (; j + 4 <= n; j += 4)
-            for (int l = 0; l < 4; l++) {
-                p0[l] += x[2 * (j + l)];
-                p1[l] += x[2 * (j + l) + 1];
-            }
-        for (; j < n; j++) {
-            p0[0] += x[2 * j];
-            p1[0] += x[2 * j + 1];
-        }
-        const float s0 = (p0[0] + p0[1]) + (p0[2] + p0[3]), s1 = (p1[0] + p1[1]) + (p1[2] + p1[3]);
-        for (int i = 0; i < n; i++) {
-            out[2 * i] = c * (s0 - x[2 * i]);
-            out[2 * i + 1] = c * (s1 - x[2 * i + 1]);
-        }
-        return;
-    }
     for (int f0 = 0; f0 < f; f0 += COMPLETE_CHUNK) {
         const int fc = FXP_MIN(COMPLETE_CHUNK, f - f0);
         float sum[COMPLETE_CHUNK];
