@@ -62,36 +62,12 @@ static float *randn(size_t n, uint64_t seed)
 
 int main(int argc, char **argv)
 {
-    int threads[8] = { 1, 2 }, n_threads = 2, quick = 0;
-    fxp_conv_algo algo = FXP_CONV_AUTO;
-    const char *json = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--quick")) quick = 1;
-        else if (!strcmp(argv[i], "--algo") && i + 1 < argc) {
-            const char *a = argv[++i];
-            if (!strcmp(a, "auto")) algo = FXP_CONV_AUTO;
-            else if (!strcmp(a, "im2col")) algo = FXP_CONV_IM2COL;
-            else if (!strcmp(a, "direct")) algo = FXP_CONV_DIRECT;
-            else {
-                fprintf(stderr, "%s: --algo must be auto, im2col or direct\n", argv[0]);
-                return 2;
-            }
-        }
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
-            n_threads = 0;
-            for (char *tok = strtok(argv[++i], ","); tok && n_threads < 8; tok = strtok(NULL, ","))
-                threads[n_threads++] = atoi(tok);
-        } else if (!strcmp(argv[i], "--json") && i + 1 < argc) json = argv[++i];
-        else {
-            fprintf(stderr, "usage: %s [--threads 1,2] [--quick] [--json FILE] [--algo auto|im2col|direct]\n", argv[0]);
-            return 2;
-        }
-    }
-    for (int k = 0; k < n_threads; k++)
-        if (threads[k] < 1 || threads[k] > 256) {
-            fprintf(stderr, "bench_conv: bad thread count %d\n", threads[k]);
-            return 2;
-        }
+    bench_args args;
+    const int bad = bench_parse_args(argc, argv, &args);
+    if (bad) return bad;
+    const int n_threads = args.n_threads, quick = args.quick, *threads = args.threads;
+    const fxp_conv_algo algo = args.algo;
+    const char *json = args.json;
     const int shapes[4][4] = { { 64, 12, 16, 16 }, { 64, 48, 8, 8 }, { 64, 3, 32, 32 },
                                { 16, 96, 16, 16 } };
     const double min_time = quick ? 0.2 : 1.0;
@@ -102,7 +78,7 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("OpenBLAS: %s (core %s)\n", fxp__blas_config(), fxp__blas_corename());
-    printf("conv algorithm: %s\n", algo == FXP_CONV_AUTO ? "auto" : algo == FXP_CONV_IM2COL ? "im2col" : "direct");
+    printf("conv algorithm: %s\n", bench_algo_name(algo));
     FILE *la = fopen("/proc/loadavg", "r");
     double load1 = -1;
     if (la) {
