@@ -18,7 +18,7 @@
 #include "flows/flow_internal.h"
 #include "flowexp/expm.h"
 #include "flowexp/layers.h"
-#include "flows/graph_internal.h"
+#include "flows/graph/graph_internal.h"
 
 /* A dense layer: w [in, out], b [out]. */
 typedef struct dense {

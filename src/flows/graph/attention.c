@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "blas/blas.h"
-#include "flows/graph_internal.h"
+#include "flows/graph/graph_internal.h"
 
 typedef struct attn_saved {
     float *p;          /* [B, heads, N, N] attention weights */
