@@ -136,7 +136,7 @@ START_TEST(test_convexp_layer)
         fxp_param *k = fxp_params_find(ps, "cx/kernel"), *pre = fxp_params_find(ps, "cx/pre_bias");
         test_randn(fxp_param_value(k).data, 36, 110, 0.5f);
         test_randn(fxp_param_value(pre).data, 24, 111, 0.5f);
-        fxp_flow_io io = { 1, NULL, NULL }; /* one training forward moves u, v */
+        fxp_flow_io io = { .training = 1 }; /* one training forward moves u, v */
         const int shape[4] = { 1, 2, 3, 4 };
         {
             fxp_tape *t;
@@ -205,7 +205,7 @@ START_TEST(test_convexp_layer_state)
     fxp_var *vx, *z, *ld, *xr;
     ck_assert_ok(fxp_tape_new(ctx, &t));
     ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
-    fxp_flow_io io = { 0, NULL, NULL };
+    fxp_flow_io io = { .training = 0 };
     ck_assert_ok(fxp_flow_forward(f, t, &io, vx, &z, &ld));
     ck_assert_ok(fxp_flow_inverse(f, t, &io, z, &xr, &ld));
     ck_assert_mem_eq(u0, fxp_param_value(u).data, sizeof u0);
@@ -246,6 +246,66 @@ START_TEST(test_convexp_layer_state)
 }
 END_TEST
 
+/* fxp_flow_check on a correct layer, and on a layer whose logdet is wrong by a
+ * constant (the check must see it). */
+typedef struct bad_flow { fxp_flow base; fxp_flow *inner; } bad_flow;
+static int bad_fwd(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x, fxp_var **z,
+                   fxp_var **ld)
+{
+    int rc = fxp_flow_forward(((bad_flow *)f)->inner, t, io, x, z, ld);
+    return rc < 0 ? rc : fxp_add_scalar(t, ld, *ld, 0.25f);
+}
+static int bad_inv(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z, fxp_var **x,
+                   fxp_var **ld)
+{
+    int rc = fxp_flow_inverse(((bad_flow *)f)->inner, t, io, z, x, ld);
+    return rc < 0 ? rc : fxp_add_scalar(t, ld, *ld, -0.25f);
+}
+static void bad_free(fxp_flow *f) { fxp_flow_free(((bad_flow *)f)->inner); free(f); }
+static const fxp_flow_vtable bad_vt = { "bad", bad_fwd, bad_inv, bad_free };
+
+START_TEST(test_flow_check)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_params *ps;
+    fxp_rng rng;
+    fxp_rng_seed(&rng, 5);
+    ck_assert_ok(fxp_params_new(ctx, &ps));
+    fxp_convexp_opts o;
+    fxp_convexp_opts_default(&o, 3, 4, 5);
+    fxp_flow *f;
+    ck_assert_ok(fxp_convexp_new(ctx, ps, "cx", &o, &rng, &f));
+    /* a kernel large enough that the trace term matters */
+    fxp_tensor k = fxp_param_value(fxp_params_find(ps, "cx/kernel"));
+    for (int64_t i = 0; i < fxp_tensor_numel(&k); i++) k.data[i] *= 4;
+    const int shape[4] = { 2, 3, 4, 5 };
+    float x[120];
+    test_randn(x, 120, 11, 1);
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, shape);
+    fxp_flow_check_result r;
+    ck_assert_ok(fxp_flow_check(ctx, f, NULL, &tx, 0, &r));
+    ck_assert_int_eq(r.dims, 60);
+    ck_assert_msg(fabs(r.logdet) > 0.1, "logdet %g is too small to test", r.logdet);
+    ck_assert_msg(r.logdet_err < 1e-3, "logdet %g brute %g", r.logdet, r.logdet_brute);
+    ck_assert_msg(r.roundtrip_err < 1e-5 && r.logdet_sum_err < 1e-4, "round trip %g / %g",
+                  r.roundtrip_err, r.logdet_sum_err);
+    bad_flow *b = calloc(1, sizeof *b);
+    b->base.vt = &bad_vt;
+    b->base.ctx = ctx;
+    strcpy(b->base.name, "bad");
+    b->inner = f;
+    ck_assert_ok(fxp_flow_check(ctx, &b->base, NULL, &tx, 0, &r));
+    ck_assert_msg(fabs(r.logdet_err - 0.25) < 1e-3, "bad logdet not seen: err %g", r.logdet_err);
+    ck_assert_msg(r.logdet_sum_err < 1e-4, "the bad layer's logdets still cancel");
+    fxp_tensor big = tx;
+    big.shape[3] = 5000;
+    ck_assert_fails(fxp_flow_check(ctx, &b->base, NULL, &big, 0, &r), FXP_EINVAL, ctx);
+    fxp_flow_free(&b->base);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_graph_exp_layer)
 {
     fxp_ctx *ctx = test_ctx(1);
@@ -265,7 +325,7 @@ START_TEST(test_graph_exp_layer)
     random_graph(adj, 4, 123);
     int as[2] = { 4, 4 };
     fxp_tensor ta = fxp_tensor_wrap(adj, 2, as);
-    fxp_flow_io io = { 0, &ta, NULL };
+    fxp_flow_io io = { .training = 0, .adj = &ta };
     const int shape[3] = { 1, 4, 3 };
     layer_checks(ctx, f, &io, 3, shape, 1e-3);
     g_layer = f;
@@ -282,11 +342,11 @@ START_TEST(test_graph_exp_layer)
     fxp_var *vx, *z, *ld;
     ck_assert_ok(fxp_tape_new(ctx, &t));
     ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
-    fxp_flow_io none = { 0, NULL, NULL };
+    fxp_flow_io none = { .training = 0 };
     ck_assert_fails(fxp_flow_forward(f, t, &none, vx, &z, &ld), FXP_EINVAL, ctx);
     const float isolated[16] = { 0, 1, 1, 0, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0 };
     fxp_tensor tiso = fxp_tensor_wrap((float *)isolated, 2, as);
-    fxp_flow_io iso = { 0, &tiso, NULL };
+    fxp_flow_io iso = { .training = 0, .adj = &tiso };
     ck_assert_fails(fxp_flow_forward(f, t, &iso, vx, &z, &ld), FXP_EINVAL, ctx);
     ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "node 3 has no neighbours"));
     fxp_tape_free(t);
@@ -335,7 +395,7 @@ START_TEST(test_graph_exp_layer_batches)
     test_randn(x, 20, 134, 1);
     int as[3] = { B, N, N }, xs[3] = { B, N, F }, xs1[3] = { 1, N, F };
     fxp_tensor ta = fxp_tensor_wrap(adj, 3, as), tx = fxp_tensor_wrap(x, 3, xs);
-    fxp_flow_io io = { 1, &ta, NULL }; /* training: one power step per call */
+    fxp_flow_io io = { .training = 1, .adj = &ta }; /* training: one power step per call */
     fxp_tape *t;
     fxp_var *vx, *z, *ld, *z1, *ld1, *xr, *ldr;
     ck_assert_ok(fxp_tape_new(ctx, &t));
@@ -356,7 +416,7 @@ START_TEST(test_graph_exp_layer_batches)
     for (int b = 0; b < B; b++) {
         fxp_tensor a1 = fxp_tensor_wrap(adj + b * N * N, 2, as + 1),
                    x1 = fxp_tensor_wrap(x + b * N * F, 3, xs1);
-        fxp_flow_io io1 = { 0, &a1, NULL };
+        fxp_flow_io io1 = { .training = 0, .adj = &a1 };
         ck_assert_ok(fxp_tape_input(t, &vx, &x1, 0));
         ck_assert_ok(fxp_flow_forward(f, t, &io1, vx, &z1, &ld1));
         ck_assert_msg(test_rel_err(z1->value.data, z->value.data + b * N * F, 10) < 1e-6,
@@ -369,7 +429,7 @@ START_TEST(test_graph_exp_layer_batches)
             for (int k = 0; k < F; k++) px[i * F + k] = x[(b * N + perm[i]) * F + k];
         }
         fxp_tensor pa1 = fxp_tensor_wrap(pa, 2, as + 1), px1 = fxp_tensor_wrap(px, 3, xs1);
-        fxp_flow_io iop = { 0, &pa1, NULL };
+        fxp_flow_io iop = { .training = 0, .adj = &pa1 };
         ck_assert_ok(fxp_tape_input(t, &vx, &px1, 0));
         ck_assert_ok(fxp_flow_forward(f, t, &iop, vx, &z1, &ld1));
         ck_assert_float_eq_tol(ld1->value.data[0], ld->value.data[b], 1e-6f);
@@ -392,6 +452,7 @@ static Suite *expm_layers_suite(void)
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_convexp_layer);
     tcase_add_test(tc, test_convexp_layer_state);
+    tcase_add_test(tc, test_flow_check);
     tcase_add_test(tc, test_graph_exp_layer);
     tcase_add_test(tc, test_graph_exp_layer_batches);
     suite_add_tcase(s, tc);

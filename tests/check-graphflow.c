@@ -105,7 +105,7 @@ static int run_flow(fxp_ctx *ctx, fxp_flow *f, const float *x, int b, int n, con
     fxp_tensor xt = fxp_tensor_wrap((float *)x, 3, xs);
     fxp_tensor at = adj_ndim == 3 ? fxp_tensor_wrap((float *)adj, 3, as)
                                   : fxp_tensor_wrap((float *)adj, 2, as + 1);
-    fxp_flow_io io = { 0, adj ? &at : NULL, NULL };
+    fxp_flow_io io = { .training = 0, .adj = adj ? &at : NULL };
     fxp_var *xv, *zv, *ld;
     rc = fxp_tape_input(t, &xv, &xt, 0);
     if (rc >= 0)
@@ -315,7 +315,7 @@ START_TEST(test_actnorm_init)
     ck_assert_ok(fxp_tape_new(ctx, &t));
     int xs[3] = { B, N, F };
     fxp_tensor xt = fxp_tensor_wrap(x, 3, xs);
-    fxp_flow_io io = { 1, NULL, NULL };
+    fxp_flow_io io = { .training = 1 };
     fxp_var *xv, *z, *ld;
     ck_assert_ok(fxp_tape_input(t, &xv, &xt, 0));
     ck_assert_ok(fxp_flow_forward(f, t, &io, xv, &z, &ld));
@@ -352,7 +352,7 @@ typedef struct layer_user {
 static int layer_fn(fxp_tape *t, fxp_var *const *in, fxp_var **out, void *user)
 {
     layer_user *u = user;
-    fxp_flow_io io = { 0, &u->adj, NULL };
+    fxp_flow_io io = { .training = 0, .adj = &u->adj };
     fxp_var *z, *ld, *s;
     int rc;
     FXP_TRY(fxp_flow_forward(u->f, t, &io, in[0], &z, &ld));
@@ -425,7 +425,8 @@ START_TEST(test_layer_errors)
     ck_assert_ok(fxp_tape_input(t, &xv, &xt, 0));
     ck_assert_ok(fxp_tape_input(t, &x4v, &x4, 0));
     ck_assert_ok(fxp_tape_input(t, &x2v, &x2, 0));
-    fxp_flow_io none = { 0, NULL, NULL }, good = { 0, &at, NULL }, bad = { 0, &ab, NULL };
+    fxp_flow_io none = { .training = 0 }, good = { .training = 0, .adj = &at },
+                bad = { .training = 0, .adj = &ab };
     ck_assert_fails(fxp_flow_forward(f, t, &none, xv, &z, &ld), FXP_EINVAL, ctx);
     ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "adjacency"));
     ck_assert_fails(fxp_flow_inverse(f, t, &none, xv, &z, &ld), FXP_EINVAL, ctx);
@@ -476,7 +477,7 @@ static fxp_model *make_model(fxp_ctx *ctx, fxp_params *ps, fxp_graph_model_kind 
     fxp_tape_set_grad_enabled(t, 0);
     int xs[3] = { B, N, F };
     fxp_tensor xt = fxp_tensor_wrap(x, 3, xs), at = fxp_tensor_wrap(adj, 2, (int[2]){ N, N });
-    fxp_flow_io io = { 1, &at, NULL };
+    fxp_flow_io io = { .training = 1, .adj = &at };
     fxp_var *xv, *lp;
     ck_assert_ok(fxp_tape_input(t, &xv, &xt, 0));
     ck_assert_ok(fxp_model_log_prob(m, t, &io, xv, &lp));
@@ -497,7 +498,7 @@ static int model_logp(fxp_ctx *ctx, fxp_model *m, const float *x, int b, int n, 
     fxp_tensor xt = fxp_tensor_wrap((float *)x, 3, xs);
     fxp_tensor at = adj_ndim == 3 ? fxp_tensor_wrap((float *)adj, 3, as)
                                   : fxp_tensor_wrap((float *)adj, 2, as + 1);
-    fxp_flow_io io = { 0, adj ? &at : NULL, NULL };
+    fxp_flow_io io = { .training = 0, .adj = adj ? &at : NULL };
     fxp_var *xv, *lp;
     rc = fxp_tape_input(t, &xv, &xt, 0);
     if (rc >= 0) rc = fxp_model_log_prob(m, t, &io, xv, &lp);
@@ -598,7 +599,7 @@ START_TEST(test_model_variable_n_and_sample)
         fxp_tape_set_grad_enabled(t, 0);
         int as[2] = { n, n }, ev[2] = { n, F };
         fxp_tensor at = fxp_tensor_wrap(adj, 2, as);
-        fxp_flow_io io = { 0, &at, NULL };
+        fxp_flow_io io = { .training = 0, .adj = &at };
         fxp_rng r1, r2;
         fxp_rng_seed(&r1, 5);
         r2 = r1;
@@ -636,7 +637,7 @@ START_TEST(test_model_param_gradients)
     ck_assert_ok(fxp_tape_new(ctx, &t));
     int xs[3] = { B, N, F };
     fxp_tensor xt = fxp_tensor_wrap(x, 3, xs), at = fxp_tensor_wrap(adj, 3, (int[3]){ B, N, N });
-    fxp_flow_io io = { 0, &at, NULL };
+    fxp_flow_io io = { .training = 0, .adj = &at };
     fxp_var *xv, *lp;
     ck_assert_ok(fxp_tape_input(t, &xv, &xt, 0));
     ck_assert_ok(fxp_model_log_prob(m, t, &io, xv, &lp));
@@ -691,7 +692,7 @@ typedef struct model_user {
 static int model_fn(fxp_tape *t, fxp_var *const *in, fxp_var **out, void *user)
 {
     model_user *u = user;
-    fxp_flow_io io = { 0, &u->adj, NULL };
+    fxp_flow_io io = { .training = 0, .adj = &u->adj };
     return fxp_model_log_prob(u->m, t, &io, in[0], out);
 }
 
@@ -751,7 +752,7 @@ START_TEST(test_model_errors)
     fxp_var *xv, *x2v, *lp;
     ck_assert_ok(fxp_tape_input(t, &xv, &xt, 0));
     ck_assert_ok(fxp_tape_input(t, &x2v, &x2, 0));
-    fxp_flow_io none = { 0, NULL, NULL }, good = { 0, &at, NULL };
+    fxp_flow_io none = { .training = 0 }, good = { .training = 0, .adj = &at };
     ck_assert_fails(fxp_model_log_prob(m, t, &none, xv, &lp), FXP_EINVAL, ctx);
     ck_assert_fails(fxp_model_log_prob(m, t, &good, x2v, &lp), FXP_ESHAPE, ctx);
     ck_assert_ok(fxp_model_log_prob(m, t, &good, xv, &lp));

@@ -25,6 +25,7 @@
 #ifndef FLOWEXP_FLOW_H
 #define FLOWEXP_FLOW_H
 
+#include "flowexp/rng.h"
 #include "flowexp/tape.h"
 
 #ifdef __cplusplus
@@ -33,12 +34,38 @@ extern "C" {
 
 struct fxp_ctx;
 
-/* Per-call inputs other than the data. */
+/* The parts that multi-scale flows factor out (split priors, layers.h /
+ * image.h).  A dimension-reducing layer maps x to a smaller z and adds the
+ * log-density of the part it factors out to its logdet, so a flow's logdet
+ * plus the base log-density of z is log p(x).  When fxp_flow_io.latents is
+ * set:
+ *  - forward APPENDS each factored-out part in its standardised form (the
+ *    N(0, I) variable eps the layer's prior is a change of variables of) to
+ *    z[], and the log-density that the layer added to its logdet to
+ *    log_prob[] ([B] each);
+ *  - inverse POPS them (the last appended first) instead of drawing new
+ *    ones, so inverse(forward(x)) reproduces x exactly, and a caller can
+ *    decode given noise.
+ * Without latents, inverse draws eps from io->rng scaled by io->temperature
+ * (FXP_EINVAL if io->rng is NULL). */
+#define FXP_LATENTS_MAX 32
+typedef struct fxp_latents {
+    int n;                               /* entries in use */
+    fxp_var *z[FXP_LATENTS_MAX];         /* factored-out eps, [B, ...] */
+    fxp_var *log_prob[FXP_LATENTS_MAX];  /* [B]: the density term in the layer's logdet */
+} fxp_latents;
+
+/* Per-call inputs other than the data.  Zero-initialise it and set what is
+ * used: { .training = 1 } for a training forward of an image flow. */
 typedef struct fxp_flow_io {
     int training;              /* training forward (see above) */
     const fxp_tensor *adj;     /* graphs: adjacency [N,N] (shared) or [B,N,N], zero
                                   diagonal, symmetric weights >= 0; NULL for images */
     fxp_var *context;          /* optional conditioning features; NULL if unused */
+    fxp_latents *latents;      /* optional: factored-out parts (see above) */
+    fxp_rng *rng;              /* inverse of dimension-reducing layers without latents:
+                                  draws their factored-out parts */
+    float temperature;         /* ... scaled by this (1 = the model; used with rng only) */
 } fxp_flow_io;
 
 typedef struct fxp_flow fxp_flow;
@@ -68,6 +95,42 @@ FXP_API int fxp_flow_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fx
 FXP_API void fxp_flow_free(fxp_flow *f);
 FXP_API const char *fxp_flow_kind(const fxp_flow *f);
 FXP_API const char *fxp_flow_name(const fxp_flow *f);
+
+/* ---- checking a layer ------------------------------------------------------- */
+
+typedef struct fxp_flow_check_result {
+    int dims;               /* D: elements per example of x */
+    double roundtrip_err;   /* max |f^-1(f(x)) - x| / max(1, max |x|) over the batch */
+    double logdet_sum_err;  /* max_b |logdet_f(x_b) + logdet_f^-1(f(x)_b)| */
+    double logdet;          /* example 0: the layer's logdet minus the log-densities of
+                               the parts it factored out (latents) */
+    double logdet_brute;    /* example 0: log|det J| of x -> (z, factored-out eps), J by
+                               central differences, LU in double */
+    double logdet_err;      /* |logdet - logdet_brute| */
+    double jacobian_max;    /* max |J_ij|, for scaling tolerances */
+} fxp_flow_check_result;
+
+/* Check a layer (or a whole flow) numerically on x [B, ...] (gradients off,
+ * io->training ignored: evaluation mode), without changing parameters or
+ * layer state:
+ *  - round trip: z = f(x), x' = f^-1(z) with the factored-out parts of z
+ *    fed back through fxp_flow_io.latents; the logdets of both directions
+ *    must cancel;
+ *  - log-determinant: the D x D Jacobian of example 0's map
+ *    x -> (z, eps_1, ..., eps_k) by central differences with step
+ *    h * max(1, rms(x_0)) (h <= 0: 1e-2), all 2D perturbed copies in one
+ *    forward of batch 2D, and its log|det| by LU with partial pivoting in
+ *    double, against the layer's logdet.
+ * io supplies the adjacency or context the layer needs (its latents, rng
+ * and temperature are ignored); a context [B, ...] is used as is for the
+ * round trip and its first row is repeated for the 2D perturbed copies; a
+ * per-graph adjacency [B, N, N] likewise.
+ * Cost: one forward of batch 2D + one of batch B and one inverse; memory
+ * O(D^2) doubles (FXP_EINVAL for D > 4096).  The result says how well the
+ * identities hold; choosing tolerances is the caller's (errors of the
+ * differences scale with h^2 and with float rounding / h). */
+FXP_API int fxp_flow_check(struct fxp_ctx *ctx, fxp_flow *f, const fxp_flow_io *io,
+                           const fxp_tensor *x, float h, fxp_flow_check_result *result);
 
 /* ---- composition ------------------------------------------------------------ */
 

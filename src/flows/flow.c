@@ -27,7 +27,7 @@ static int check_logdet(fxp_flow *f, const fxp_var *x, const fxp_var *ld, const 
     return FXP_OK;
 }
 
-static const fxp_flow_io no_io = { 0, NULL, NULL };
+static const fxp_flow_io no_io = { .training = 0 };
 
 int fxp_flow_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x, fxp_var **z,
                      fxp_var **logdet)

@@ -61,7 +61,7 @@ int cmd_sample(int argc, char **argv)
     fxp_rng rng;
     fxp_rng_seed(&rng, (unsigned long long)seed);
     int event[2] = { nodes, cfg.features };
-    fxp_flow_io io = { 0, &adj, NULL };
+    fxp_flow_io io = { .training = 0, .adj = &adj };
     if (tool_complete_graph(ctx, nodes, &adj) < 0 || fxp_tape_new(ctx, &t) < 0) {
         tool_error("sample", "%s", fxp_last_error());
         goto done;

@@ -242,7 +242,7 @@ int cmd_train(int argc, char **argv)
     long long cur_epoch = -1;
     double run_loss = 0;
     long long run_n = 0;
-    fxp_flow_io io = { 1, &adj, NULL };
+    fxp_flow_io io = { .training = 1, .adj = &adj };
     int stop_reason = 0; /* 1 time limit, 2 signal */
     while (st.step < total) {
         const long long epoch = st.step / per_epoch, k = st.step % per_epoch;

@@ -92,7 +92,7 @@ int tool_nll_per_node(fxp_ctx *ctx, tool_model *m, const fxp_tensor *x, const fx
     fxp_tape_set_grad_enabled(t, 0);
     const int n = x->shape[0], nodes = x->shape[1];
     double total = 0;
-    fxp_flow_io io = { 0, adj, NULL };
+    fxp_flow_io io = { .training = 0, .adj = adj };
     for (int start = 0; start < n && rc >= 0; start += batch) {
         fxp_tensor view;
         fxp_var *vx, *lp;
