@@ -17,7 +17,7 @@ enum {
     G_ADD, G_SUB, G_MUL, G_DIV, G_SCALE, G_ADDC, G_EXP, G_LOG, G_TANH, G_SIGMOID, G_RELU,
     G_SOFTPLUS, G_SQUARE, G_SUM_FROM1, G_SUM_AXIS1, G_SUM_ALL, G_MEAN_KEEP, G_MEAN_02, G_LSE0,
     G_LSE_LAST, G_MM00, G_MM01, G_MM10, G_MM11, G_LINEAR, G_LINEAR_NOB, G_ADJ_SHARED,
-    G_ADJ_PER, G_RESHAPE, G_CAT1, G_CAT_LAST, G_SPLIT1, G_SPLIT_LAST, G_SQUEEZE, G_UNSQUEEZE,
+    G_ADJ_PER, G_RESHAPE, G_CAT1, G_CAT_LAST, G_SPLIT1, G_SPLIT_LAST, G_INTERLEAVE, G_SQUEEZE, G_UNSQUEEZE,
     G_FLIP, G_GAUSS, G_GAUSS_NULL
 };
 
@@ -69,6 +69,11 @@ static int op_fn(fxp_tape *t, fxp_var *const *in, fxp_var **out, void *user)
         if ((rc = fxp_split(t, &p, &q, a, axis, 1)) < 0) return rc;
         if ((rc = fxp_square(t, &q, q)) < 0) return rc;
         return fxp_concat(t, out, q, p, axis); /* both parts, in swapped order */
+    }
+    case G_INTERLEAVE: { /* even and odd channels, used differently */
+        if ((rc = fxp_split_interleaved(t, &p, &q, a, 1)) < 0) return rc;
+        if ((rc = fxp_square(t, &q, q)) < 0) return rc;
+        return fxp_concat(t, out, q, p, 1);
     }
     case G_SQUEEZE: return fxp_squeeze2d(t, out, a);
     case G_UNSQUEEZE: return fxp_unsqueeze2d(t, out, a);
@@ -177,6 +182,33 @@ START_TEST(test_grad_adjacency)
 }
 END_TEST
 
+/* fxp_split_interleaved: x[:, 0::2] and x[:, 1::2]; odd lengths rejected. */
+START_TEST(test_split_interleaved)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    float x[2 * 6 * 2];
+    for (int i = 0; i < 24; i++) x[i] = (float)i;
+    const int s3[3] = { 2, 6, 2 };
+    fxp_tensor tx = fxp_tensor_wrap(x, 3, s3);
+    fxp_var *vx, *e, *o;
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+    ck_assert_ok(fxp_split_interleaved(t, &e, &o, vx, 1));
+    ck_assert_int_eq(e->value.shape[1], 3);
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 3; k++)
+            for (int i = 0; i < 2; i++) {
+                ck_assert_float_eq(e->value.data[(b * 3 + k) * 2 + i], x[(b * 6 + 2 * k) * 2 + i]);
+                ck_assert_float_eq(o->value.data[(b * 3 + k) * 2 + i],
+                                   x[(b * 6 + 2 * k + 1) * 2 + i]);
+            }
+    ck_assert_fails(fxp_split_interleaved(t, &e, &o, vx, 0), FXP_EINVAL, ctx);
+    fxp_tape_free(t);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_grad_shape_ops)
 {
     int s4[4] = { 2, 3, 4, 2 }, t4[4] = { 2, 1, 4, 2 }, u4[4] = { 2, 3, 4, 3 },
@@ -188,6 +220,7 @@ START_TEST(test_grad_shape_ops)
     gradcheck(G_CAT_LAST, 2, &a, &c, NULL, 1e-2);
     gradcheck(G_SPLIT1, 1, &a, NULL, NULL, 1e-2);
     gradcheck(G_SPLIT_LAST, 1, &a, NULL, NULL, 1e-2);
+    gradcheck(G_INTERLEAVE, 1, &d, NULL, NULL, 1e-2);
     gradcheck(G_SQUEEZE, 1, &a, NULL, NULL, 1e-2);
     gradcheck(G_UNSQUEEZE, 1, &d, NULL, NULL, 1e-2);
     gradcheck(G_FLIP, 1, &c, NULL, NULL, 1e-2);
@@ -405,6 +438,7 @@ static Suite *ops_suite(void)
     tcase_add_test(tc, test_grad_matmul);
     tcase_add_test(tc, test_grad_adjacency);
     tcase_add_test(tc, test_grad_shape_ops);
+    tcase_add_test(tc, test_split_interleaved);
     tcase_add_test(tc, test_grad_gaussian);
     tcase_add_test(tc, test_values);
     tcase_add_test(tc, test_gradcheck_catches_wrong_backward);

@@ -73,6 +73,12 @@ FXP_API int fxp_concat(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b, int a
 /* Split along `axis` into the first `size_a` entries and the rest. */
 FXP_API int fxp_split(fxp_tape *t, fxp_var **out_a, fxp_var **out_b, fxp_var *x, int axis,
                       int size_a);
+/* Split along `axis` (of even length) into the entries at even indices
+ * (0, 2, 4, ...) and those at odd indices: out_even[..., k, ...] =
+ * x[..., 2k, ...], out_odd[..., k, ...] = x[..., 2k + 1, ...] (NumPy's
+ * x[:, ::2] and x[:, 1::2]). */
+FXP_API int fxp_split_interleaved(fxp_tape *t, fxp_var **out_even, fxp_var **out_odd, fxp_var *x,
+                                  int axis);
 /* Space-to-depth on NCHW: [B,C,H,W] -> [B,4C,H/2,W/2] (H, W even), new
  * channel = c*4 + dy*2 + dx; fxp_unsqueeze2d is its exact inverse. */
 FXP_API int fxp_squeeze2d(fxp_tape *t, fxp_var **out, fxp_var *x);

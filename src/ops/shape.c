@@ -257,3 +257,71 @@ int fxp_flip2d(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
     return permute(t, out, x, PERM_FLIP, __func__);
 }
+
+/* ---- interleaved split ------------------------------------------------------------
+ * Along an axis of even length L viewed as [outer, L, inner]:
+ * even[o, k, i] = x[o, 2k, i] and odd[o, k, i] = x[o, 2k + 1, i]. */
+typedef struct inter_saved {
+    int64_t outer, half, inner;
+    int parity; /* 0: this output holds the even entries, 1: the odd */
+} inter_saved;
+
+static void inter_copy(const inter_saved *s, const float *x, float *y)
+{
+    for (int64_t o = 0; o < s->outer; o++)
+        for (int64_t k = 0; k < s->half; k++)
+            memcpy(y + (o * s->half + k) * s->inner,
+                   x + (o * 2 * s->half + 2 * k + s->parity) * s->inner,
+                   (size_t)s->inner * sizeof(float));
+}
+
+/* dx[o, 2k + parity, i] += dy[o, k, i]. */
+static int inter_backward(fxp_tape *t, const fxp_node *n)
+{
+    (void)t;
+    const inter_saved *s = n->saved;
+    fxp_var *x = n->in[0];
+    if (!x->grad) return FXP_OK;
+    for (int64_t o = 0; o < s->outer; o++)
+        for (int64_t k = 0; k < s->half; k++) {
+            float *gx = x->grad + (o * 2 * s->half + 2 * k + s->parity) * s->inner;
+            const float *gy = n->out->grad + (o * s->half + k) * s->inner;
+            for (int64_t i = 0; i < s->inner; i++) gx[i] += gy[i];
+        }
+    return FXP_OK;
+}
+
+int fxp_split_interleaved(fxp_tape *t, fxp_var **out_even, fxp_var **out_odd, fxp_var *x,
+                          int axis)
+{
+    int rc = fxp__ops_check_vars(t, __func__, 1, &x);
+    if (rc < 0) return rc;
+    fxp_ctx *ctx = fxp_tape_ctx(t);
+    char s1[64];
+    if (!out_even || !out_odd) return FXP_ERR(ctx, FXP_EINVAL, "output pointer is NULL");
+    if (axis < 0 || axis >= x->value.ndim || x->value.shape[axis] % 2)
+        return FXP_ERR(ctx, FXP_EINVAL, "cannot split %s into even and odd entries of axis %d",
+                       fxp__vshape(x, s1, sizeof s1), axis);
+    inter_saved sv = { 1, x->value.shape[axis] / 2, 1, 0 };
+    for (int d = 0; d < axis; d++) sv.outer *= x->value.shape[d];
+    for (int d = axis + 1; d < x->value.ndim; d++) sv.inner *= x->value.shape[d];
+    int shape[FXP_MAX_DIMS];
+    memcpy(shape, x->value.shape, sizeof shape);
+    shape[axis] /= 2;
+    fxp_var **outs[2] = { out_even, out_odd };
+    for (int p = 0; p < 2; p++) {
+        fxp_var *y;
+        sv.parity = p;
+        if ((rc = fxp_tape_var(t, &y, x->value.ndim, shape)) < 0) return rc;
+        inter_copy(&sv, x->value.data, y->value.data);
+        if (fxp_tape_needs_grad(t, 1, &x)) {
+            inter_saved *s = fxp_tape_alloc(t, sizeof *s);
+            if (!s) return FXP_ENOMEM;
+            *s = sv;
+            if ((rc = fxp_tape_record(t, "fxp_split_interleaved", inter_backward, y, 1, &x, s)) < 0)
+                return rc;
+        }
+        *outs[p] = y;
+    }
+    return FXP_OK;
+}
