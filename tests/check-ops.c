@@ -188,9 +188,9 @@ START_TEST(test_split_interleaved)
     fxp_ctx *ctx = test_ctx(1);
     fxp_tape *t;
     ck_assert_ok(fxp_tape_new(ctx, &t));
-    float x[2 * 6 * 2];
-    for (int i = 0; i < 24; i++) x[i] = (float)i;
-    const int s3[3] = { 2, 6, 2 };
+    float x[2 * 6 * 3];
+    for (int i = 0; i < 36; i++) x[i] = (float)i;
+    const int s3[3] = { 2, 6, 3 };
     fxp_tensor tx = fxp_tensor_wrap(x, 3, s3);
     fxp_var *vx, *e, *o;
     ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
@@ -198,12 +198,12 @@ START_TEST(test_split_interleaved)
     ck_assert_int_eq(e->value.shape[1], 3);
     for (int b = 0; b < 2; b++)
         for (int k = 0; k < 3; k++)
-            for (int i = 0; i < 2; i++) {
-                ck_assert_float_eq(e->value.data[(b * 3 + k) * 2 + i], x[(b * 6 + 2 * k) * 2 + i]);
-                ck_assert_float_eq(o->value.data[(b * 3 + k) * 2 + i],
-                                   x[(b * 6 + 2 * k + 1) * 2 + i]);
+            for (int i = 0; i < 3; i++) {
+                ck_assert_float_eq(e->value.data[(b * 3 + k) * 3 + i], x[(b * 6 + 2 * k) * 3 + i]);
+                ck_assert_float_eq(o->value.data[(b * 3 + k) * 3 + i],
+                                   x[(b * 6 + 2 * k + 1) * 3 + i]);
             }
-    ck_assert_fails(fxp_split_interleaved(t, &e, &o, vx, 0), FXP_EINVAL, ctx);
+    ck_assert_fails(fxp_split_interleaved(t, &e, &o, vx, 2), FXP_EINVAL, ctx);
     fxp_tape_free(t);
     fxp_ctx_free(ctx);
 }
