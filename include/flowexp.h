@@ -24,5 +24,6 @@
 #include "flowexp/checkpoint.h"
 #include "flowexp/layers.h"
 #include "flowexp/image.h"
+#include "flowexp/imageflow.h"
 
 #endif

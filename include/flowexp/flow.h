@@ -173,9 +173,15 @@ FXP_API int fxp_model_log_prob(fxp_model *m, fxp_tape *t, const fxp_flow_io *io,
 
 /* Draw n examples of shape `event_shape` (event_ndim from fxp_model_new):
  * z ~ base with its scale multiplied by `temperature` (1 = the model), then
- * x = f^-1(z). Uses `rng`. */
+ * x = f^-1(z). Uses `rng` (and io->rng, io->temperature for the layers that
+ * draw in their inverse: pass the same stream and temperature there). */
 FXP_API int fxp_model_sample(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, int n,
                              const int *event_shape, float temperature, fxp_rng *rng,
+                             fxp_var **x);
+
+/* x = f^-1(z) for the base draw z = mu + sigma eps given as eps [n, event]
+ * (standard normal noise; z = eps for the standard normal base). */
+FXP_API int fxp_model_decode(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, fxp_var *eps,
                              fxp_var **x);
 
 #ifdef __cplusplus

@@ -96,7 +96,32 @@ out:
     return rc;
 }
 
-/* z = mu + sigma * T * eps, eps ~ N(0, I); x = f^-1(z). */
+/* z = mu + sigma * eps; x = f^-1(z). */
+int fxp_model_decode(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, fxp_var *eps,
+                     fxp_var **x)
+{
+    if (!m || !t || !eps || !x) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
+    if (eps->value.ndim != m->event_ndim + 1) {
+        char s[64];
+        return FXP_ERR(m->ctx, FXP_ESHAPE, "eps is %s but the model expects [n] + %d dims",
+                       fxp_tensor_shape_str(&eps->value, s, sizeof s), m->event_ndim);
+    }
+    int rc;
+    fxp_var *z = eps, *ld;
+    if (m->base == FXP_BASE_DIAG_NORMAL) {
+        fxp_var *mu, *ls, *sigma;
+        FXP_TRY(fxp_tape_param(t, &mu, m->mean));
+        FXP_TRY(fxp_tape_param(t, &ls, m->log_sigma));
+        FXP_TRY(fxp_exp(t, &sigma, ls));
+        FXP_TRY(fxp_mul(t, &z, z, sigma));
+        FXP_TRY(fxp_add(t, &z, z, mu));
+    }
+    FXP_TRY(fxp_flow_inverse(m->flow, t, io, z, x, &ld));
+out:
+    return rc;
+}
+
+/* eps ~ N(0, T^2 I), then decode. */
 int fxp_model_sample(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, int n,
                      const int *event_shape, float temperature, fxp_rng *rng, fxp_var **x)
 {
@@ -109,19 +134,11 @@ int fxp_model_sample(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, int n,
     int rc, shape[FXP_MAX_DIMS];
     shape[0] = n;
     memcpy(shape + 1, event_shape, (size_t)m->event_ndim * sizeof(int));
-    fxp_var *z, *ld;
-    FXP_TRY(fxp_tape_var(t, &z, m->event_ndim + 1, shape));
-    fxp_rng_normal_threads(rng, z->value.data, (size_t)fxp_tensor_numel(&z->value), 0.0f,
+    fxp_var *eps;
+    FXP_TRY(fxp_tape_var(t, &eps, m->event_ndim + 1, shape));
+    fxp_rng_normal_threads(rng, eps->value.data, (size_t)fxp_tensor_numel(&eps->value), 0.0f,
                            temperature, m->ctx ? fxp_ctx_threads(m->ctx) : 1);
-    if (m->base == FXP_BASE_DIAG_NORMAL) {
-        fxp_var *mu, *ls, *sigma;
-        FXP_TRY(fxp_tape_param(t, &mu, m->mean));
-        FXP_TRY(fxp_tape_param(t, &ls, m->log_sigma));
-        FXP_TRY(fxp_exp(t, &sigma, ls));
-        FXP_TRY(fxp_mul(t, &z, z, sigma));
-        FXP_TRY(fxp_add(t, &z, z, mu));
-    }
-    FXP_TRY(fxp_flow_inverse(m->flow, t, io, z, x, &ld));
+    FXP_TRY(fxp_model_decode(m, t, io, eps, x));
 out:
     return rc;
 }
