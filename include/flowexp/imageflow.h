@@ -81,6 +81,7 @@ typedef struct fxp_image_model_config {
     int deq_subflows;                  /* couplings of the dequantiser flow */
     int context_channels, context_depth, context_growth;
     float convexp_coeff;               /* spectral-norm coefficient of convexp mixing */
+    float convexp_sn_eps;              /* see fxp_convexp_opts.sn_eps (1e-5: the authors') */
     int convexp_terms_train, convexp_terms_eval, convexp_power_steps;
     int reflections;                   /* householder mixing: R (0: C) */
     int woodbury_rank;
@@ -164,6 +165,14 @@ FXP_API int fxp_image_model_log_density(fxp_image_model *m, fxp_tape *t, int tra
  * log q(u|x) [B].  Differentiable w.r.t. every parameter (reparametrised). */
 FXP_API int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x,
                                  fxp_rng *rng, fxp_var **elbo, fxp_var **log_q);
+
+/* The same with the dequantisation noise given: `noise` is eps
+ * [B, 4C, H/2, W/2] ~ N(0, I) for the variational dequantiser (z = mu_q +
+ * sigma_q eps) or u [B, C, H, W] in [0, 1) for the uniform one (FXP_ESHAPE
+ * otherwise).  Evaluation with common random numbers, cross-checks. */
+FXP_API int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training,
+                                       fxp_var *x, fxp_var *noise, fxp_var **elbo,
+                                       fxp_var **log_q);
 
 /* n samples v [n, C, H, W] (continuous; floor and clamp to 0..255 for
  * pixels): the base draw and every split prior's draw scaled by

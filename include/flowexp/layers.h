@@ -171,11 +171,15 @@ typedef struct fxp_convexp_opts {
     float coeff;                  /* spectral-norm coefficient, > 0 (paper: 0.9) */
     int power_steps;              /* per training forward, >= 0 (paper: 1) */
     int terms_train, terms_eval;  /* series terms, >= 1 (paper: 6 / 13) */
+    float sn_eps;                 /* >= 0: K_hat = K / (max(1, sigma / coeff) + sn_eps); 0 is
+                                     the clean constraint, 1e-5 reproduces the authors' code
+                                     (which always shrinks K by that much); the extra factor
+                                     is held constant in the gradient */
 } fxp_convexp_opts;
 
 /* Defaults for a C x H x W input: k = 3, zero padding, biases on, plain 1x1
  * mixer if C <= 64 else Householder with 64 reflections (as the authors),
- * coeff 0.9, 1 power step, terms 6 / 13. */
+ * coeff 0.9, 1 power step, terms 6 / 13, sn_eps 0. */
 FXP_API void fxp_convexp_opts_default(fxp_convexp_opts *o, int channels, int height, int width);
 FXP_API int fxp_convexp_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
                             const fxp_convexp_opts *opts, fxp_rng *rng, fxp_flow **out);

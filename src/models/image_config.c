@@ -38,6 +38,8 @@ static const fxp__key keys[] = {
     NUM(context_depth, FXP__K_INT, 1, 256, "depth of the context network's DenseNets"),
     NUM(context_growth, FXP__K_INT, 1, 1 << 14, "growth of the context network's DenseNets"),
     NUM(convexp_coeff, FXP__K_FLOAT, 1e-3, 100, "spectral-norm bound of the convexp kernel"),
+    NUM(convexp_sn_eps, FXP__K_FLOAT, 0, 1,
+        "added to the spectral rescaling factor (1e-5: as the authors' code)"),
     NUM(convexp_terms_train, FXP__K_INT, 1, 1000, "convexp series terms in training"),
     NUM(convexp_terms_eval, FXP__K_INT, 1, 1000, "convexp series terms in evaluation and sampling"),
     NUM(convexp_power_steps, FXP__K_INT, 0, 1000, "power iterations per training forward"),

@@ -43,6 +43,7 @@ static int mixing_new(fxp_image_model *m, fxp_params *ps, const char *name, int 
         return FXP_ERR(m->ctx, FXP_EUNSUPPORTED, "mixing %s not yet available", c->mixing);
     if (!strcmp(c->mixing, "convexp-circular")) o.padding = FXP_PAD_CIRCULAR;
     o.coeff = c->convexp_coeff;
+    o.sn_eps = c->convexp_sn_eps;
     o.terms_train = c->convexp_terms_train;
     o.terms_eval = c->convexp_terms_eval;
     o.power_steps = c->convexp_power_steps;
@@ -267,8 +268,7 @@ int fxp_image_model_log_density(fxp_image_model *m, fxp_tape *t, int training, f
     return fxp_model_log_prob(m->pv, t, &io, v, log_p);
 }
 
-/* The ELBO with given noise: eps [B, 4C, H/2, W/2] for the variational
- * dequantiser (standard normal), u [B, C, H, W] in (0, 1) for the uniform. */
+/* The ELBO with given noise (imageflow.h). */
 static int elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x, fxp_var *noise,
                       fxp_var **elbo, fxp_var **log_q_out)
 {
@@ -319,6 +319,25 @@ static int noise_var(fxp_image_model *m, fxp_tape *t, int B, fxp_var **noise)
     int shape[4] = { B, m->cfg.channels, m->cfg.height, m->cfg.width };
     if (m->qflow) memcpy(shape + 1, m->q_shape, sizeof m->q_shape);
     return fxp_tape_var(t, noise, 4, shape);
+}
+
+int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x,
+                               fxp_var *noise, fxp_var **elbo, fxp_var **log_q)
+{
+    if (!m || !t || !x || !noise || !elbo)
+        return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
+    int rc = check_images(m, x, "x");
+    if (rc < 0) return rc;
+    int shape[4] = { x->value.shape[0], m->cfg.channels, m->cfg.height, m->cfg.width };
+    if (m->qflow) memcpy(shape + 1, m->q_shape, sizeof m->q_shape);
+    const fxp_tensor want = { NULL, 4, { shape[0], shape[1], shape[2], shape[3], 1 }, 0 };
+    if (!fxp_tensor_same_shape(&noise->value, &want)) {
+        char s1[64], s2[64];
+        return FXP_ERR(m->ctx, FXP_ESHAPE, "noise %s must be %s",
+                       fxp_tensor_shape_str(&noise->value, s1, sizeof s1),
+                       fxp_tensor_shape_str(&want, s2, sizeof s2));
+    }
+    return elbo_noise(m, t, training, x, noise, elbo, log_q);
 }
 
 int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x, fxp_rng *rng,

@@ -46,7 +46,8 @@ static void list_names(const fxp__key *k, char *buf, size_t size)
 int fxp__keys_set(const char *func, const fxp__key *keys, int n, void *cfg, const char *what,
                   const char *key, const char *value)
 {
-    if (!cfg || !key || !value) return fxp__err(NULL, FXP_EINVAL, func, "cfg, key or value is NULL");
+    if (!cfg || !key || !value)
+        return fxp__err(NULL, FXP_EINVAL, func, "cfg, key or value is NULL");
     const fxp__key *k = fxp__keys_find(keys, n, key);
     if (!k) return fxp__err(NULL, FXP_ENOTFOUND, func, "unknown %s key \"%s\"", what, key);
     char *p = (char *)cfg + k->offset;
@@ -55,7 +56,8 @@ int fxp__keys_set(const char *func, const fxp__key *keys, int n, void *cfg, cons
         if (i < 0) {
             char names[256];
             list_names(k, names, sizeof names);
-            return fxp__err(NULL, FXP_EINVAL, func, "%s: unknown value \"%s\" (%s)", key, value, names);
+            return fxp__err(NULL, FXP_EINVAL, func, "%s: unknown value \"%s\" (%s)", key, value,
+                            names);
         }
         if (k->type == FXP__K_ENUM) *(int *)p = i;
         else snprintf(p, k->size, "%s", k->names[i]);
@@ -67,7 +69,8 @@ int fxp__keys_set(const char *func, const fxp__key *keys, int n, void *cfg, cons
     if (end == value || *end != '\0' || errno == ERANGE)
         return fxp__err(NULL, FXP_EINVAL, func, "%s: \"%s\" is not a number", key, value);
     if (!(v >= k->lo && v <= k->hi))
-        return fxp__err(NULL, FXP_EINVAL, func, "%s = %s outside [%g, %g]", key, value, k->lo, k->hi);
+        return fxp__err(NULL, FXP_EINVAL, func, "%s = %s outside [%g, %g]", key, value, k->lo,
+                        k->hi);
     if (k->type == FXP__K_INT) {
         if (v != (double)(int)v)
             return fxp__err(NULL, FXP_EINVAL, func, "%s = %s is not an integer", key, value);
@@ -118,7 +121,8 @@ int fxp__keys_validate(const char *func, fxp_ctx *ctx, const fxp__key *keys, int
                 return fxp__err(ctx, FXP_EINVAL, func, "%s has no valid value (%s)", k->key, names);
             }
         } else if (!(v >= k->lo && v <= k->hi)) {
-            return fxp__err(ctx, FXP_EINVAL, func, "%s = %g outside [%g, %g]", k->key, v, k->lo, k->hi);
+            return fxp__err(ctx, FXP_EINVAL, func, "%s = %g outside [%g, %g]", k->key, v, k->lo,
+                            k->hi);
         }
     }
     return FXP_OK;

@@ -18,7 +18,7 @@ void fxp_convexp_opts_default(fxp_convexp_opts *o, int channels, int height, int
 {
     *o = (fxp_convexp_opts){ channels, height, width, 3, FXP_PAD_ZERO, 1,
                              channels <= 64 ? FXP_MIXER_PLAIN : FXP_MIXER_HOUSEHOLDER,
-                             channels <= 64 ? channels : 64, 0.9f, 1, 6, 13 };
+                             channels <= 64 ? channels : 64, 0.9f, 1, 6, 13, 0.0f };
 }
 
 /* Q = H(v_1) ... H(v_R) (or its transpose H(v_R) ... H(v_1)), H(v) = I - 2 v v^T / v^T v,
@@ -89,11 +89,16 @@ static int kernel_hat(convexp_layer *l, fxp_tape *t, const fxp_flow_io *io, fxp_
 {
     fxp_var *k;
     int rc;
+    float sigma;
     FXP_TRY(fxp_tape_param(t, &k, l->kernel));
     FXP_TRY(fxp_spectral_norm_conv(t, kh, k, fxp_param_value(l->u).data,
                                    fxp_param_value(l->v).data, l->o.height, l->o.width,
                                    l->o.padding, l->o.coeff, io->training ? l->o.power_steps : 0,
-                                   NULL));
+                                   &sigma));
+    if (l->o.sn_eps > 0) { /* K / (f + eps) = (K / f) f / (f + eps) */
+        const double f = fmax(1.0, (double)sigma / l->o.coeff);
+        FXP_TRY(fxp_scale(t, kh, *kh, (float)(f / (f + l->o.sn_eps))));
+    }
     FXP_TRY(fxp_conv_trace(t, tr, *kh, l->o.height, l->o.width));
 out:
     return rc;
@@ -214,15 +219,16 @@ int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_co
         (o->padding == FXP_PAD_CIRCULAR && (o->kernel > o->height || o->kernel > o->width)) ||
         o->mixer < FXP_MIXER_NONE || o->mixer > FXP_MIXER_HOUSEHOLDER ||
         (o->mixer == FXP_MIXER_HOUSEHOLDER && o->reflections < 1) || !(o->coeff > 0) ||
-        !isfinite(o->coeff) ||
+        !isfinite(o->coeff) || !(o->sn_eps >= 0 && o->sn_eps <= 1) ||
         o->power_steps < 0 || o->terms_train < 1 || o->terms_eval < 1 || o->terms_train > 1000 ||
         o->terms_eval > 1000)
         return FXP_ERR(ctx, FXP_EINVAL,
                        "bad options: C=%d H=%d W=%d kernel %d (odd; <= H, W if circular), "
-                       "mixer %d (R=%d), coeff %g finite > 0, power_steps %d >= 0, "
-                       "terms %d/%d in [1,1000]",
+                       "mixer %d (R=%d), coeff %g finite > 0, sn_eps %g in [0, 1], "
+                       "power_steps %d >= 0, terms %d/%d in [1,1000]",
                        o->channels, o->height, o->width, o->kernel, (int)o->mixer, o->reflections,
-                       (double)o->coeff, o->power_steps, o->terms_train, o->terms_eval);
+                       (double)o->coeff, (double)o->sn_eps, o->power_steps, o->terms_train,
+                       o->terms_eval);
     convexp_layer *l = calloc(1, sizeof *l);
     if (!l) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate layer %s", name ? name : "");
     int rc;
