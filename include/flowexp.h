@@ -20,6 +20,7 @@
 #include "flowexp/flow.h"
 #include "flowexp/expm.h"
 #include "flowexp/data.h"
+#include "flowexp/imagedata.h"
 #include "flowexp/io.h"
 #include "flowexp/checkpoint.h"
 #include "flowexp/layers.h"

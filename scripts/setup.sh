@@ -4,7 +4,8 @@
 #   scripts/setup.sh [tests]
 # "tests" also installs what only the test suite uses: Python's h5py and numpy
 # (tests/check-h5py.sh reads our HDF5 files with them; never a library
-# dependency).
+# dependency) and Debian's copy of Fashion-MNIST (the image readers are tested
+# on the real files when they are there).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -12,7 +13,7 @@ cd "$(dirname "$0")/.."
 # pthread build oversubscribes the cores inside OpenMP regions.
 pkgs="gcc libc6-dev meson ninja-build pkg-config libopenblas-openmp-dev libopenblas0-openmp
       libhdf5-dev check zlib1g-dev libpng-dev"
-if [ "${1:-}" = tests ]; then pkgs="$pkgs python3-h5py python3-numpy"; fi
+if [ "${1:-}" = tests ]; then pkgs="$pkgs python3-h5py python3-numpy dataset-fashion-mnist"; fi
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -223,7 +223,14 @@ static herr_t collect_name(hid_t g, const char *name, const H5L_info_t *info, vo
     return 0;
 }
 
-static const char *class_name(H5T_class_t cls)
+void fxp__h5_root_names(hid_t fid, char *buf, size_t size)
+{
+    name_list have = { "", 0 };
+    H5Literate(fid, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &have);
+    snprintf(buf, size, "%s%s", have.buf[0] ? have.buf : "nothing", have.more ? ", ..." : "");
+}
+
+const char *fxp__h5_class_name(H5T_class_t cls)
 {
     switch (cls) {
     case H5T_INTEGER: return "integers";
@@ -247,10 +254,10 @@ int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int
     int rc = FXP_OK;
     memset(out, 0, sizeof *out);
     if (!fxp__h5_exists(fid, name)) {
-        name_list have = { "", 0 };
-        H5Literate(fid, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_name, &have);
-        rc = FXP_ERR(ctx, FXP_ENOTFOUND, "%s has no dataset \"%s\" (its root holds: %s%s)", path,
-                     name, have.buf[0] ? have.buf : "nothing", have.more ? ", ..." : "");
+        char have[256];
+        fxp__h5_root_names(fid, have, sizeof have);
+        rc = FXP_ERR(ctx, FXP_ENOTFOUND, "%s has no dataset \"%s\" (its root holds: %s)", path,
+                     name, have);
         goto out;
     }
     H5O_info_t oi;
@@ -270,7 +277,7 @@ int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int
     const H5T_class_t cls = H5Tget_class(type);
     if (cls != H5T_FLOAT && !(allow_int && cls == H5T_INTEGER)) {
         rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" holds %s; expected %s", path, name,
-                     class_name(cls), allow_int ? "numbers" : "floating-point numbers (float32 or float64)");
+                     fxp__h5_class_name(cls), allow_int ? "numbers" : "floating-point numbers (float32 or float64)");
         goto out;
     }
     int dims[FXP_MAX_DIMS];

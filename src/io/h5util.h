@@ -38,6 +38,13 @@ int fxp__h5_exists(hid_t loc, const char *name);
 /* Shape of a dataset: rank (<= FXP_MAX_DIMS, else -1) and dims. */
 int fxp__h5_shape(hid_t dset, int *dims);
 
+/* The names at the root of a file, comma separated ("nothing" if empty,
+ * ", ..." when they do not fit), for error messages. */
+void fxp__h5_root_names(hid_t fid, char *buf, size_t size);
+
+/* "integers", "strings", ...: a type class in words, for error messages. */
+const char *fxp__h5_class_name(H5T_class_t cls);
+
 /* Read dataset `name` of an open file into an owning float32 tensor: rank
  * 1..FXP_MAX_DIMS, no zero dimension, every value finite.  Accepted types:
  * IEEE floats, and integers too if allow_int.  Errors (message naming path

@@ -1,6 +1,8 @@
 /* flowexp: the command-line program of libflowexp.
  *
  *   flowexp data mog ...     generate a MoG graph dataset (HDF5)
+ *   flowexp data cifar10 ... convert CIFAR10 / Fashion-MNIST into an HDF5
+ *   flowexp data fashion-mnist ...  image dataset file
  *   flowexp train ...        train a graph flow
  *   flowexp eval ...         per-node NLL of a checkpoint on a dataset split
  *   flowexp sample ...       draw graphs from a checkpoint (HDF5, PNG)
@@ -28,6 +30,8 @@ static void usage(FILE *out)
             "Normalizing flows with graph convolution exponentials (libflowexp %s).\n\n"
             "commands:\n"
             "  data mog   generate a MoG graph dataset into an HDF5 file\n"
+            "  data cifar10, data fashion-mnist\n"
+            "             convert an image dataset's official files into an HDF5 file\n"
             "  train      train a graph flow (coupling, gnf, gnf-gce) on a dataset\n"
             "  eval       per-node negative log-likelihood of a checkpoint on a split\n"
             "  sample     draw graphs from a checkpoint into HDF5 (and a PNG plot)\n"
