@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "image.h"
 #include "tool.h"
 
 void tool_error(const char *cmd, const char *fmt, ...)
@@ -21,6 +22,47 @@ void tool_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+/* The value of option `name` ("--name V" or "--name=V") in argv, or NULL. */
+static const char *arg_value(int argc, char **argv, const char *name)
+{
+    const size_t n = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (!strncmp(argv[i], name, n)) {
+            if (argv[i][n] == '=') return argv[i] + n + 1;
+            if (argv[i][n] == '\0' && i + 1 < argc) return argv[i + 1];
+        }
+    return NULL;
+}
+
+static int has_flag(int argc, char **argv, const char *name)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], name)) return 1;
+    return 0;
+}
+
+/* Image models have their own subcommand bodies (image.c): chosen by the
+ * model name, or by the checkpoint (eval, sample, train --resume). */
+static int is_image_checkpoint(const char *path)
+{
+    fxp_ctx *ctx;
+    if (!path || fxp_ctx_new(&ctx) < 0) return 0;
+    const int r = image_checkpoint_is_image(ctx, path);
+    fxp_ctx_free(ctx);
+    return r;
+}
+
+static int image_train_job(int argc, char **argv)
+{
+    if (image_is_model_name(arg_value(argc, argv, "--model"))) return 1;
+    const char *out = arg_value(argc, argv, "--out");
+    char ck[4200];
+    if (!has_flag(argc, argv, "--resume") || !out ||
+        snprintf(ck, sizeof ck, "%s/checkpoint.h5", out) >= (int)sizeof ck)
+        return 0;
+    return is_image_checkpoint(ck);
 }
 
 static void usage(FILE *out)
@@ -56,9 +98,16 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 2, argv + 2);
-    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 2, argv + 2);
-    if (!strcmp(cmd, "sample")) return cmd_sample(argc - 2, argv + 2);
+    int ac = argc - 2;
+    char **av = argv + 2;
+    if (!strcmp(cmd, "train"))
+        return image_train_job(ac, av) ? cmd_train_image(ac, av) : cmd_train(ac, av);
+    if (!strcmp(cmd, "eval"))
+        return is_image_checkpoint(arg_value(ac, av, "--checkpoint")) ? cmd_eval_image(ac, av)
+                                                                       : cmd_eval(ac, av);
+    if (!strcmp(cmd, "sample"))
+        return is_image_checkpoint(arg_value(ac, av, "--checkpoint")) ? cmd_sample_image(ac, av)
+                                                                       : cmd_sample(ac, av);
     fprintf(stderr, "flowexp: unknown command \"%s\" (see flowexp help)\n", cmd);
     return EXIT_USAGE;
 }
