@@ -108,6 +108,7 @@ typedef struct fxp_flow_check_result {
                                central differences, LU in double */
     double logdet_err;      /* |logdet - logdet_brute| */
     double jacobian_max;    /* max |J_ij|, for scaling tolerances */
+    int kink_columns;       /* columns where the two step sizes disagreed (see below) */
 } fxp_flow_check_result;
 
 /* Check a layer (or a whole flow) numerically on x [B, ...] (gradients off,
@@ -117,15 +118,19 @@ typedef struct fxp_flow_check_result {
  *    fed back through fxp_flow_io.latents; the logdets of both directions
  *    must cancel;
  *  - log-determinant: the D x D Jacobian of example 0's map
- *    x -> (z, eps_1, ..., eps_k) by central differences with step
- *    h * max(1, rms(x_0)) (h <= 0: 1e-2), all 2D perturbed copies in one
- *    forward of batch 2D, and its log|det| by LU with partial pivoting in
- *    double, against the layer's logdet.
+ *    x -> (z, eps_1, ..., eps_k) by central differences with the steps
+ *    h' = h * max(1, rms(x_0)) (h <= 0: 1e-2) and h'/4, all 4D perturbed
+ *    copies in one forward of batch 4D, and its log|det| by LU with
+ *    partial pivoting in double, against the layer's logdet.  Where the two
+ *    steps agree (to 1% of the column's scale) Richardson extrapolation
+ *    removes their O(h^2) error; where they do not, a kink (ReLU) lies
+ *    within h' of x_0 and the column from the smaller step is used
+ *    (counted in kink_columns).
  * io supplies the adjacency or context the layer needs (its latents, rng
  * and temperature are ignored); a context [B, ...] is used as is for the
  * round trip and its first row is repeated for the 2D perturbed copies; a
  * per-graph adjacency [B, N, N] likewise.
- * Cost: one forward of batch 2D + one of batch B and one inverse; memory
+ * Cost: one forward of batch 4D + one of batch B and one inverse; memory
  * O(D^2) doubles (FXP_EINVAL for D > 4096).  The result says how well the
  * identities hold; choosing tolerances is the caller's (errors of the
  * differences scale with h^2 and with float rounding / h). */

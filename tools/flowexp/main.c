@@ -74,10 +74,14 @@ static void usage(FILE *out)
             "  data mog   generate a MoG graph dataset into an HDF5 file\n"
             "  data cifar10, data fashion-mnist\n"
             "             convert an image dataset's official files into an HDF5 file\n"
-            "  train      train a graph flow (coupling, gnf, gnf-gce) on a dataset\n"
-            "  eval       per-node negative log-likelihood of a checkpoint on a split\n"
-            "  sample     draw graphs from a checkpoint into HDF5 (and a PNG plot)\n"
-            "  help       this text; `flowexp <command> --help` for a command's options\n"
+            "  train      train a graph flow (coupling, gnf, gnf-gce) or an image flow\n"
+            "             (flow-1x1, flow-lu, flow-householder, flow-emerging, flow-woodbury,\n"
+            "             flow-convexp) on a dataset\n"
+            "  eval       NLL per node (graphs) or -ELBO / IW NLL in bits/dim (images)\n"
+            "  sample     draw graphs or images from a checkpoint into HDF5 (and a figure)\n"
+            "  verify     check every layer of a tiny model: inverse and brute-force logdet\n"
+            "  bench      time a configuration: training step, sampling, peak memory\n"
+"  help       this text; `flowexp <command> --help` for a command's options\n"
             "  version    print the library version\n",
             fxp_version());
 }
@@ -100,6 +104,8 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
     int ac = argc - 2;
     char **av = argv + 2;
+    if (!strcmp(cmd, "verify")) return cmd_verify(ac, av);
+    if (!strcmp(cmd, "bench")) return cmd_bench(ac, av);
     if (!strcmp(cmd, "train"))
         return image_train_job(ac, av) ? cmd_train_image(ac, av) : cmd_train(ac, av);
     if (!strcmp(cmd, "eval"))
