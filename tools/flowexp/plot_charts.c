@@ -156,6 +156,7 @@ int plot_learning_curves(const char *log_csv, const char *out, plot_format fmt,
     }
     if (x0 == x1) x0 -= 1, x1 += 1;
     x0 = fmin(x0, 0);
+    x1 += 0.02 * (x1 - x0); /* the last markers stay whole */
 
     char title[512], ref_label[256];
     if (o.title)
