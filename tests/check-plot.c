@@ -136,7 +136,8 @@ START_TEST(test_ticks)
         ck_assert_int_ge(n, 2);
         ck_assert_int_le(n, 14);
         const double m = step / pow(10, floor(log10(step) + 1e-12));
-        ck_assert_msg(fabs(m - 1) < 1e-9 || fabs(m - 2) < 1e-9 || fabs(m - 5) < 1e-9, "step %g", step);
+        ck_assert_msg(fabs(m - 1) < 1e-9 || fabs(m - 2) < 1e-9 || fabs(m - 5) < 1e-9, "step %g",
+                      step);
         ck_assert(t[0] >= lo - 1e-9 * step && t[n - 1] <= hi + 1e-9 * step);
     }
     ck_assert_int_eq(plot_ticks(1, 1, 6, t, 64, &step), 0);
@@ -195,7 +196,8 @@ START_TEST(test_formats_and_sizes)
     ck_assert_int_eq(plot_parse_size("900x500", &w, &h, err, sizeof err), 0);
     ck_assert_int_eq(w, 900);
     ck_assert_int_eq(h, 500);
-    const char *bad[] = { "900", "900x", "x500", "10x500", "900x50000", "900x500x", "a x b", "-900x500" };
+    const char *bad[] = { "900",       "900x",     "x500",  "10x500",
+                          "900x50000", "900x500x", "a x b", "-900x500" };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
         ck_assert_int_eq(plot_parse_size(bad[i], &w, &h, err, sizeof err), -1);
@@ -233,7 +235,9 @@ START_TEST(test_csv_read)
     ck_assert_int_eq(csv_number(&t, 0, 0, &v, err, sizeof err), -1);
     csv_free(&t);
 
-    struct { const char *text, *want; } bad[] = {
+    struct {
+        const char *text, *want;
+    } bad[] = {
         { "", "empty" },
         { "\n\n", "empty" },
         { "a,b\n1,2,3\n", ":2: 3 fields" },
@@ -285,8 +289,9 @@ static const char *const results_csv = "dataset,model,seed,nll,entropy\n"
                                        "mog9,gnf,0,4.61,4.26\nmog9,gnf,1,4.60,4.26\n"
                                        "mog9,coupling,0,5.17,4.26\n";
 
-static const char *const paper_csv = "dataset,model,value,std\n"
-                                     "mog4,gnf,3.69,0.016\nmog9,coupling,6.14,\nmog9,other,5.0,0.1\n";
+static const char *const paper_csv =
+    "dataset,model,value,std\n"
+    "mog4,gnf,3.69,0.016\nmog9,coupling,6.14,\nmog9,other,5.0,0.1\n";
 
 START_TEST(test_every_figure_every_format)
 {
@@ -307,13 +312,17 @@ START_TEST(test_every_figure_every_format)
 
         plot_graph_opts go = { "gnf-gce", "mog4", 600, 1.0, 1, 3, 700, 620 };
         snprintf(name, sizeof name, "graphs.%s", ext[k]);
-        ck_assert_msg(plot_graph_samples(in_dir(name), fmt, &data, &model, &go, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(plot_graph_samples(in_dir(name), fmt, &data, &model, &go, err, sizeof err) ==
+                          0,
+                      "%s", err);
         check_file(in_dir(name), fmt, &w, &h);
         if (fmt == PLOT_PNG) ck_assert(w == 700 && h == 620);
         go.width = go.height = 0;
         go.color_nodes = go.graphs = 0;
         snprintf(name, sizeof name, "model-only.%s", ext[k]);
-        ck_assert_msg(plot_graph_samples(in_dir(name), fmt, NULL, &model, &go, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(plot_graph_samples(in_dir(name), fmt, NULL, &model, &go, err, sizeof err) ==
+                          0,
+                      "%s", err);
         check_file(in_dir(name), fmt, &w, &h);
         if (fmt == PLOT_PNG) ck_assert_int_eq(w, 560);
 
@@ -324,7 +333,9 @@ START_TEST(test_every_figure_every_format)
         co.width = 500;
         co.height = 300;
         snprintf(name, sizeof name, "curves.%s", ext[k]);
-        ck_assert_msg(plot_learning_curves(in_dir("log.csv"), in_dir(name), fmt, &co, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(
+            plot_learning_curves(in_dir("log.csv"), in_dir(name), fmt, &co, err, sizeof err) == 0,
+            "%s", err);
         check_file(in_dir(name), fmt, &w, &h);
         if (fmt == PLOT_PNG) ck_assert(w == 500 && h == 300);
 
@@ -334,14 +345,17 @@ START_TEST(test_every_figure_every_format)
         ro.names_csv = in_dir("names.csv");
         ro.reference_column = "entropy";
         snprintf(name, sizeof name, "results.%s", ext[k]);
-        ck_assert_msg(plot_results(in_dir("results.csv"), in_dir(name), fmt, &ro, err, sizeof err) == 0, "%s", err);
+        ck_assert_msg(
+            plot_results(in_dir("results.csv"), in_dir(name), fmt, &ro, err, sizeof err) == 0, "%s",
+            err);
         check_file(in_dir(name), fmt, &w, &h);
         if (fmt == PLOT_PNG) ck_assert(w == 120 + 230 * 2 && h == 480);
 
         snprintf(name, sizeof name, "grid.%s", ext[k]);
         const char *labels[2] = { "T = 0.5", "T = 1" };
         ck_assert_msg(plot_image_grid(in_dir(name), fmt, pix, 6, 3, 8, 8, 2, labels,
-                                      "grid, temperatures 0.5 and 1", err, sizeof err) == 0, "%s", err);
+                                      "grid, temperatures 0.5 and 1", err, sizeof err) == 0,
+                      "%s", err);
         check_file(in_dir(name), fmt, &w, &h);
     }
     /* nothing but the figures and the inputs */
@@ -360,16 +374,19 @@ START_TEST(test_image_grid_pixels)
     for (int k = 0; k < N; k++)
         for (int i = 0; i < H * W; i++) grey[k * H * W + i] = (uint8_t)(40 * k + i);
     ck_assert_msg(plot_image_grid(in_dir("g.png"), PLOT_PNG, grey, N, 1, H, W, 2, NULL, NULL, err,
-                                  sizeof err) == 0, "%s", err);
+                                  sizeof err) == 0,
+                  "%s", err);
     int w, h;
     check_file(in_dir("g.png"), PLOT_PNG, &w, &h);
     ck_assert_int_eq(w, 24 + 3 * (66 + 4) - 4);
     ck_assert_int_eq(h, 24 + 2 * (44 + 4) - 4);
     /* RGB: channel planes land in the right channels */
     uint8_t rgb[2 * 3 * H * W];
-    for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (uint8_t)(i < 3 * H * W ? 10 * (i / (H * W)) + 1 : 200);
+    for (int i = 0; i < (int)sizeof rgb; i++)
+        rgb[i] = (uint8_t)(i < 3 * H * W ? 10 * (i / (H * W)) + 1 : 200);
     ck_assert_msg(plot_image_grid(in_dir("c.png"), PLOT_PNG, rgb, 2, 3, H, W, 1, NULL, NULL, err,
-                                  sizeof err) == 0, "%s", err);
+                                  sizeof err) == 0,
+                  "%s", err);
 #if FLOWEXP_HAVE_CAIRO
     cairo_surface_t *s = cairo_image_surface_create_from_png(in_dir("g.png"));
     ck_assert_int_eq(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
@@ -380,7 +397,8 @@ START_TEST(test_image_grid_pixels)
             for (int xx = 0; xx < W; xx++) {
                 /* centre of image pixel (y, xx) of tile k */
                 const int px = 12 + (k % 3) * 70 + xx * 11 + 5, py = 12 + (k / 3) * 48 + y * 11 + 5;
-                const uint32_t v = *(const uint32_t *)(const void *)(d + (size_t)py * stride + 4 * px);
+                const uint32_t v =
+                    *(const uint32_t *)(const void *)(d + (size_t)py * stride + 4 * px);
                 const uint32_t want = grey[k * H * W + y * W + xx];
                 ck_assert_uint_eq((v >> 16) & 255, want);
                 ck_assert_uint_eq((v >> 8) & 255, want);
@@ -390,7 +408,9 @@ START_TEST(test_image_grid_pixels)
     s = cairo_image_surface_create_from_png(in_dir("c.png"));
     ck_assert_int_eq(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
     d = cairo_image_surface_get_data(s);
-    const uint32_t v = *(const uint32_t *)(const void *)(d + (size_t)(12 + 5) * cairo_image_surface_get_stride(s) + 4 * (12 + 5));
+    const uint32_t v =
+        *(const uint32_t *)(const void *)(d + (size_t)(12 + 5) * cairo_image_surface_get_stride(s) +
+                                          4 * (12 + 5));
     ck_assert_uint_eq((v >> 16) & 255, 1);
     ck_assert_uint_eq((v >> 8) & 255, 11);
     ck_assert_uint_eq(v & 255, 21);
@@ -403,29 +423,39 @@ START_TEST(test_bad_inputs)
 {
     if (!plot_available()) return;
     float x[2 * 3 * 2] = { 0 };
-    const plot_graphs one = { x, 2, 3, 1, NULL }, ok = { x, 2, 3, 2, NULL }, odd = { x, 1, 2, 3, NULL };
+    const plot_graphs one = { x, 2, 3, 1, NULL }, ok = { x, 2, 3, 2, NULL },
+                      odd = { x, 1, 2, 3, NULL };
     plot_graph_opts go = { NULL, NULL, -1, 1, 0, 0, 0, 0 };
     err[0] = '\0';
-    ck_assert_int_eq(plot_graph_samples(in_dir("a.png"), PLOT_PNG, NULL, &one, &go, err, sizeof err), -1);
+    ck_assert_int_eq(
+        plot_graph_samples(in_dir("a.png"), PLOT_PNG, NULL, &one, &go, err, sizeof err), -1);
     ck_assert_ptr_nonnull(strstr(err, "features >= 2"));
     err[0] = '\0';
-    ck_assert_int_eq(plot_graph_samples(in_dir("a.png"), PLOT_PNG, &odd, &ok, &go, err, sizeof err), -1);
+    ck_assert_int_eq(plot_graph_samples(in_dir("a.png"), PLOT_PNG, &odd, &ok, &go, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "features"));
     go.width = 100;
     go.graphs = 8;
     err[0] = '\0';
-    ck_assert_int_eq(plot_graph_samples(in_dir("a.png"), PLOT_PNG, &ok, &ok, &go, err, sizeof err), -1);
+    ck_assert_int_eq(plot_graph_samples(in_dir("a.png"), PLOT_PNG, &ok, &ok, &go, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "too small"));
     uint8_t pix[16] = { 0 };
     err[0] = '\0';
-    ck_assert_int_eq(plot_image_grid(in_dir("a.png"), PLOT_PNG, pix, 1, 2, 2, 2, 1, NULL, NULL, err, sizeof err), -1);
+    ck_assert_int_eq(
+        plot_image_grid(in_dir("a.png"), PLOT_PNG, pix, 1, 2, 2, 2, 1, NULL, NULL, err, sizeof err),
+        -1);
     ck_assert_ptr_nonnull(strstr(err, "1 or 3"));
     err[0] = '\0';
-    ck_assert_int_eq(plot_image_grid(in_dir("a.png"), PLOT_PNG, pix, 2, 1, 2, 2, 3, NULL, NULL, err, sizeof err), -1);
+    ck_assert_int_eq(
+        plot_image_grid(in_dir("a.png"), PLOT_PNG, pix, 2, 1, 2, 2, 3, NULL, NULL, err, sizeof err),
+        -1);
     ck_assert_ptr_nonnull(strstr(err, "rows"));
 
     /* training logs */
-    struct { const char *text, *want; } logs[] = {
+    struct {
+        const char *text, *want;
+    } logs[] = {
         { "step,loss\n1,2\n", "not a training log" },
         { "step,train_nll,valid_nll\n", "no rows" },
         { "step,train_nll,valid_nll\n1,x,2\n", ":2: column \"train_nll\"" },
@@ -435,24 +465,32 @@ START_TEST(test_bad_inputs)
     for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
         write_text(in_dir("log.csv"), logs[i].text);
         err[0] = '\0';
-        ck_assert_int_eq(plot_learning_curves(in_dir("log.csv"), in_dir("c.png"), PLOT_PNG, NULL, err, sizeof err), -1);
+        ck_assert_int_eq(plot_learning_curves(in_dir("log.csv"), in_dir("c.png"), PLOT_PNG, NULL,
+                                              err, sizeof err),
+                         -1);
         ck_assert_msg(strstr(err, logs[i].want) != NULL, "%s", err);
     }
     /* image models log bits/dim */
     write_text(in_dir("log.csv"), "step,train_bpd,valid_bpd\n100,4.1,4.0\n200,3.8,3.7\n");
-    ck_assert_msg(plot_learning_curves(in_dir("log.csv"), in_dir("c.png"), PLOT_PNG, NULL, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(plot_learning_curves(in_dir("log.csv"), in_dir("c.png"), PLOT_PNG, NULL, err,
+                                       sizeof err) == 0,
+                  "%s", err);
     plot_curve_opts co;
     plot_curve_opts_default(&co);
     co.ylo = 5;
     co.yhi = 4;
     err[0] = '\0';
-    ck_assert_int_eq(plot_learning_curves(in_dir("log.csv"), in_dir("c.png"), PLOT_PNG, &co, err, sizeof err), -1);
+    ck_assert_int_eq(
+        plot_learning_curves(in_dir("log.csv"), in_dir("c.png"), PLOT_PNG, &co, err, sizeof err),
+        -1);
     ck_assert_ptr_nonnull(strstr(err, "empty"));
 
     /* results tables */
     plot_results_opts ro;
     plot_results_opts_default(&ro);
-    struct { const char *text, *want; } res[] = {
+    struct {
+        const char *text, *want;
+    } res[] = {
         { "model,seed,nll\ngnf,0,1\n", "no column \"dataset\"" },
         { "dataset,model,seed\nmog4,gnf,0\n", "no value column" },
         { "dataset,model,seed,nll\n", "no rows" },
@@ -463,19 +501,22 @@ START_TEST(test_bad_inputs)
     for (size_t i = 0; i < sizeof res / sizeof res[0]; i++) {
         write_text(in_dir("r.csv"), res[i].text);
         err[0] = '\0';
-        ck_assert_int_eq(plot_results(in_dir("r.csv"), in_dir("r.png"), PLOT_PNG, &ro, err, sizeof err), -1);
+        ck_assert_int_eq(
+            plot_results(in_dir("r.csv"), in_dir("r.png"), PLOT_PNG, &ro, err, sizeof err), -1);
         ck_assert_msg(strstr(err, res[i].want) != NULL, "%s", err);
     }
     write_text(in_dir("r.csv"), "dataset,model,seed,nll\nmog4,gnf,0,1\n");
     ro.value = "bpd";
     err[0] = '\0';
-    ck_assert_int_eq(plot_results(in_dir("r.csv"), in_dir("r.png"), PLOT_PNG, &ro, err, sizeof err), -1);
+    ck_assert_int_eq(plot_results(in_dir("r.csv"), in_dir("r.png"), PLOT_PNG, &ro, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "no column \"bpd\""));
     ro.value = NULL;
     write_text(in_dir("p.csv"), "dataset,model,value\nmog4,gnf,1\nmog4,gnf,2\n");
     ro.paper_csv = in_dir("p.csv");
     err[0] = '\0';
-    ck_assert_int_eq(plot_results(in_dir("r.csv"), in_dir("r.png"), PLOT_PNG, &ro, err, sizeof err), -1);
+    ck_assert_int_eq(plot_results(in_dir("r.csv"), in_dir("r.png"), PLOT_PNG, &ro, err, sizeof err),
+                     -1);
     ck_assert_ptr_nonnull(strstr(err, "given twice"));
     /* no figure was written by any failure */
     struct stat st;
@@ -490,20 +531,25 @@ START_TEST(test_bad_paths_leave_nothing)
     write_text(in_dir("log.csv"), log_nll);
     write_text(in_dir("file"), "x");
     ck_assert_int_eq(mkdir(in_dir("isdir.png"), 0777), 0);
-    const char *paths[3] = { in_dir("no/such/dir/c.png"), in_dir("file/c.png"), in_dir("isdir.png") };
+    const char *paths[3] = { in_dir("no/such/dir/c.png"), in_dir("file/c.png"),
+                             in_dir("isdir.png") };
     for (int i = 0; i < 3; i++) {
         err[0] = '\0';
-        ck_assert_int_eq(plot_learning_curves(in_dir("log.csv"), paths[i], PLOT_PNG, NULL, err, sizeof err), -1);
+        ck_assert_int_eq(
+            plot_learning_curves(in_dir("log.csv"), paths[i], PLOT_PNG, NULL, err, sizeof err), -1);
         ck_assert_msg(strstr(err, "cannot write") && strstr(err, paths[i]), "%s", err);
         float x[8] = { 0, 1, 2, 3, 4, 5, 6, 7 };
         const plot_graphs g = { x, 2, 2, 2, NULL };
         const plot_graph_opts go = { NULL, NULL, -1, 1, 0, 0, 0, 0 };
         err[0] = '\0';
-        ck_assert_int_eq(plot_graph_samples(paths[i], PLOT_SVG, NULL, &g, &go, err, sizeof err), -1);
+        ck_assert_int_eq(plot_graph_samples(paths[i], PLOT_SVG, NULL, &g, &go, err, sizeof err),
+                         -1);
         ck_assert_ptr_nonnull(strstr(err, "cannot write"));
         uint8_t pix[4] = { 0 };
         err[0] = '\0';
-        ck_assert_int_eq(plot_image_grid(paths[i], PLOT_PDF, pix, 1, 1, 2, 2, 1, NULL, "t", err, sizeof err), -1);
+        ck_assert_int_eq(
+            plot_image_grid(paths[i], PLOT_PDF, pix, 1, 1, 2, 2, 1, NULL, "t", err, sizeof err),
+            -1);
         ck_assert_ptr_nonnull(strstr(err, "cannot write"));
     }
     /* log.csv, file, the directory (still empty): no temporary files */
@@ -534,12 +580,15 @@ START_TEST(test_without_cairo)
     char msg[5][1024];
     rc[0] = plot_check("the sample figure", in_dir("s.png"), msg[0], sizeof msg[0]);
     rc[1] = plot_graph_samples(in_dir("s.png"), PLOT_PNG, NULL, &g, &go, msg[1], sizeof msg[1]);
-    rc[2] = plot_image_grid(in_dir("s.png"), PLOT_PNG, pix, 1, 1, 2, 2, 1, NULL, NULL, msg[2], sizeof msg[2]);
-    rc[3] = plot_learning_curves(in_dir("log.csv"), in_dir("s.png"), PLOT_PNG, NULL, msg[3], sizeof msg[3]);
+    rc[2] = plot_image_grid(in_dir("s.png"), PLOT_PNG, pix, 1, 1, 2, 2, 1, NULL, NULL, msg[2],
+                            sizeof msg[2]);
+    rc[3] = plot_learning_curves(in_dir("log.csv"), in_dir("s.png"), PLOT_PNG, NULL, msg[3],
+                                 sizeof msg[3]);
     rc[4] = plot_results(in_dir("log.csv"), in_dir("s.png"), PLOT_PNG, NULL, msg[4], sizeof msg[4]);
     for (int i = 0; i < 5; i++) {
         ck_assert_int_eq(rc[i], -1);
-        ck_assert_msg(strstr(msg[i], "cannot draw") && strstr(msg[i], "without cairo"), "%s", msg[i]);
+        ck_assert_msg(strstr(msg[i], "cannot draw") && strstr(msg[i], "without cairo"), "%s",
+                      msg[i]);
     }
     ck_assert_int_eq(dir_entries(), 1);
 }

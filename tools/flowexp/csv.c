@@ -22,7 +22,8 @@ static int read_all(const char *path, char **out, size_t *len, char *err, size_t
     while (b) {
         if (n + 1 >= cap) {
             if (cap >= CSV_MAX_BYTES) {
-                snprintf(err, errsz, "%s: larger than %d MiB; not a table", path, CSV_MAX_BYTES >> 20);
+                snprintf(err, errsz, "%s: larger than %d MiB; not a table", path,
+                         CSV_MAX_BYTES >> 20);
                 free(b);
                 fclose(f);
                 return -1;
@@ -174,7 +175,8 @@ int csv_read(const char *path, csv_table *t, char *err, size_t errsz)
     }
     for (int c = 0; c < t->n_cols; c++)
         if (!cells[c][0]) {
-            snprintf(err, errsz, "%s:%d: column %d of the header has no name", path, lines[0], c + 1);
+            snprintf(err, errsz, "%s:%d: column %d of the header has no name", path, lines[0],
+                     c + 1);
             goto fail;
         }
     t->cell = cells;

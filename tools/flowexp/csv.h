@@ -12,10 +12,10 @@
 
 typedef struct csv_table {
     const char *path;
-    int n_cols, n_rows;  /* header excluded from n_rows */
-    char **cell;         /* (n_rows + 1) x n_cols, row 0 the header */
-    int *line;           /* source line of each row (row 0: the header) */
-    char *buf;           /* storage of the cells */
+    int n_cols, n_rows; /* header excluded from n_rows */
+    char **cell;        /* (n_rows + 1) x n_cols, row 0 the header */
+    int *line;          /* source line of each row (row 0: the header) */
+    char *buf;          /* storage of the cells */
 } csv_table;
 
 /* Read path (at most 64 MiB) into t.  Returns 0, or -1 with a message naming

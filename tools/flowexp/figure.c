@@ -74,8 +74,8 @@ static int open_temp(fig *f, char *err, size_t errsz)
     return 0;
 }
 
-int fig_open(fig *f, const char *path, plot_format fmt, int w, int h, const char *title,
-             char *err, size_t errsz)
+int fig_open(fig *f, const char *path, plot_format fmt, int w, int h, const char *title, char *err,
+             size_t errsz)
 {
     memset(f, 0, sizeof *f);
     f->path = path;
@@ -89,14 +89,12 @@ int fig_open(fig *f, const char *path, plot_format fmt, int w, int h, const char
     if (open_temp(f, err, errsz) < 0) return -1;
     switch (fmt) {
     case PLOT_PNG: f->surface = cairo_image_surface_create(CAIRO_FORMAT_RGB24, w, h); break;
-    case PLOT_SVG:
-        f->surface = cairo_svg_surface_create_for_stream(write_cb, f, w, h);
+    case PLOT_SVG: f->surface = cairo_svg_surface_create_for_stream(write_cb, f, w, h);
 #if CAIRO_VERSION >= CAIRO_VERSION_ENCODE(1, 15, 10)
         cairo_svg_surface_set_document_unit(f->surface, CAIRO_SVG_UNIT_PX);
 #endif
         break;
-    case PLOT_PDF:
-        f->surface = cairo_pdf_surface_create_for_stream(write_cb, f, w, h);
+    case PLOT_PDF: f->surface = cairo_pdf_surface_create_for_stream(write_cb, f, w, h);
 #if CAIRO_VERSION >= CAIRO_VERSION_ENCODE(1, 15, 4)
         cairo_pdf_surface_set_metadata(f->surface, CAIRO_PDF_METADATA_CREATOR, "flowexp");
         if (title) cairo_pdf_surface_set_metadata(f->surface, CAIRO_PDF_METADATA_TITLE, title);
@@ -105,7 +103,8 @@ int fig_open(fig *f, const char *path, plot_format fmt, int w, int h, const char
     }
     if (!f->surface || cairo_surface_status(f->surface) != CAIRO_STATUS_SUCCESS) {
         snprintf(err, errsz, "cannot draw %s: cairo: %s", path,
-                 f->surface ? cairo_status_to_string(cairo_surface_status(f->surface)) : "no surface");
+                 f->surface ? cairo_status_to_string(cairo_surface_status(f->surface))
+                            : "no surface");
         fig_discard(f);
         return -1;
     }
@@ -215,8 +214,8 @@ double fig_text_height(double size)
     return 0.96 * size;
 }
 
-void fig_text(fig *f, double x, double y, double size, int bold, double ax, double ay,
-              double angle, fig_rgb c, const char *s)
+void fig_text(fig *f, double x, double y, double size, int bold, double ax, double ay, double angle,
+              fig_rgb c, const char *s)
 {
     const double rise = 0.73 * size;
     cairo_text_extents_t te;
@@ -261,12 +260,11 @@ static fig_rgb hsv(double h, double s, double v)
 fig_rgb fig_node_color(int i, int n)
 {
     /* matplotlib's "tab10" colours, which people recognise */
-    static const fig_rgb tab[10] = {
-        { 0.122, 0.467, 0.706 }, { 1.000, 0.498, 0.055 }, { 0.173, 0.627, 0.173 },
-        { 0.839, 0.153, 0.157 }, { 0.580, 0.404, 0.741 }, { 0.549, 0.337, 0.294 },
-        { 0.890, 0.467, 0.761 }, { 0.498, 0.498, 0.498 }, { 0.737, 0.741, 0.133 },
-        { 0.090, 0.745, 0.812 }
-    };
+    static const fig_rgb tab[10] = { { 0.122, 0.467, 0.706 }, { 1.000, 0.498, 0.055 },
+                                     { 0.173, 0.627, 0.173 }, { 0.839, 0.153, 0.157 },
+                                     { 0.580, 0.404, 0.741 }, { 0.549, 0.337, 0.294 },
+                                     { 0.890, 0.467, 0.761 }, { 0.498, 0.498, 0.498 },
+                                     { 0.737, 0.741, 0.133 }, { 0.090, 0.745, 0.812 } };
     if (n <= 10) return tab[((i % 10) + 10) % 10];
     return hsv((double)i / n, i % 2 ? 0.95 : 0.75, i % 2 ? 0.62 : 0.92);
 }
@@ -444,8 +442,8 @@ void fig_axes_front(fig *f, const fig_axes *a)
         if (!a->x_tick_labels) continue;
         const double y = bottom + tick_len + tick_gap;
         if (a->xcats && a->xcat_angle != 0)
-            fig_text(f, x + 0.3 * th * sin(a->xcat_angle), y, FIG_FONT_TICK, 0, 1, 0.5 * cos(a->xcat_angle),
-                     a->xcat_angle, FIG_INK, a->xcats[i]);
+            fig_text(f, x + 0.3 * th * sin(a->xcat_angle), y, FIG_FONT_TICK, 0, 1,
+                     0.5 * cos(a->xcat_angle), a->xcat_angle, FIG_INK, a->xcats[i]);
         else if (a->xcats)
             fig_text(f, x, y, FIG_FONT_TICK, 0, 0.5, 0, 0, FIG_INK, a->xcats[i]);
         else {
@@ -520,7 +518,8 @@ static int row_fill(fig *f, const fig_key *k, int n, int i, double width, double
 {
     double w = key_width(f, &k[i]);
     int j = i + 1;
-    while (j < n && w + key_sep + key_width(f, &k[j]) <= width) w += key_sep + key_width(f, &k[j++]);
+    while (j < n && w + key_sep + key_width(f, &k[j]) <= width)
+        w += key_sep + key_width(f, &k[j++]);
     *row_w = w;
     return j - i;
 }

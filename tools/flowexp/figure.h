@@ -16,7 +16,7 @@ typedef struct fig_rgb {
     double r, g, b;
 } fig_rgb;
 
-static const fig_rgb FIG_INK = { 0.13, 0.13, 0.13 };  /* text, frames */
+static const fig_rgb FIG_INK = { 0.13, 0.13, 0.13 };   /* text, frames */
 static const fig_rgb FIG_MUTED = { 0.40, 0.40, 0.40 }; /* subtitles, notes */
 static const fig_rgb FIG_GRID = { 0.90, 0.90, 0.90 };
 
@@ -34,16 +34,16 @@ typedef struct fig {
     plot_format fmt;
     double w, h;
     const char *path;
-    char *tmp;         /* the temporary file beside path */
+    char *tmp; /* the temporary file beside path */
     FILE *file;
-    int write_errno;   /* first failed write's errno */
+    int write_errno; /* first failed write's errno */
 } fig;
 
 /* Start a w x h figure to be written to path: creates the temporary file
  * (so a bad path fails here, before any drawing) and a white page.  title
  * goes into the PDF's metadata.  Returns 0, or -1 with a message. */
-int fig_open(fig *f, const char *path, plot_format fmt, int w, int h, const char *title,
-             char *err, size_t errsz);
+int fig_open(fig *f, const char *path, plot_format fmt, int w, int h, const char *title, char *err,
+             size_t errsz);
 
 /* Finish the figure: write it, then rename the temporary file onto path.
  * On any failure the temporary file is removed and -1 returned with a
@@ -68,8 +68,8 @@ double fig_text_height(double size);
 /* Draw s with its box anchored at (x, y): ax = 0, 0.5, 1 puts the left edge,
  * centre or right edge there, ay = 0, 0.5, 1 the top, middle or bottom;
  * `angle` (radians, counter-clockwise) rotates about the anchor. */
-void fig_text(fig *f, double x, double y, double size, int bold, double ax, double ay,
-              double angle, fig_rgb c, const char *s);
+void fig_text(fig *f, double x, double y, double size, int bold, double ax, double ay, double angle,
+              fig_rgb c, const char *s);
 
 /* ---- colours and marks ----------------------------------------------------- */
 
@@ -97,14 +97,14 @@ void fig_errbar(fig *f, double x, double y0, double y1, double cap, fig_rgb c);
 /* ---- axes ------------------------------------------------------------------ */
 
 typedef struct fig_axes {
-    double x, y, w, h;             /* plot area on the figure */
-    double x0, x1, y0, y1;         /* data range shown */
-    const char *xlabel, *ylabel;   /* NULL: none */
+    double x, y, w, h;                /* plot area on the figure */
+    double x0, x1, y0, y1;            /* data range shown */
+    const char *xlabel, *ylabel;      /* NULL: none */
     int x_tick_labels, y_tick_labels; /* draw tick labels (else tick marks only) */
-    int xticks, yticks;            /* about this many ticks (0: 6) */
-    const char *const *xcats;      /* categorical x axis: labels at x = 0..n_xcats-1 */
+    int xticks, yticks;               /* about this many ticks (0: 6) */
+    const char *const *xcats;         /* categorical x axis: labels at x = 0..n_xcats-1 */
     int n_xcats;
-    double xcat_angle;             /* their rotation (radians; 0 horizontal) */
+    double xcat_angle; /* their rotation (radians; 0 horizontal) */
 } fig_axes;
 
 /* Room needed left of the plot area (y tick labels and y label) and below
@@ -136,8 +136,8 @@ typedef struct fig_key {
     fig_rgb color;
     fig_mark marker;
     int filled;
-    int line;    /* 0 none, 1 solid, 2 dashed */
-    int errbar;  /* draw an error bar through the marker */
+    int line;   /* 0 none, 1 solid, 2 dashed */
+    int errbar; /* draw an error bar through the marker */
 } fig_key;
 
 /* Height of the legend of n keys laid out in centred rows within width. */

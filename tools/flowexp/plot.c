@@ -46,9 +46,10 @@ int plot_format_pick(const char *name, const char *path, plot_format *fmt, char 
         return 0;
     }
     if (by_ext < 0) {
-        snprintf(err, errsz,
-                 "cannot tell the figure format of %s: name it .png, .svg or .pdf, or pass --format",
-                 path);
+        snprintf(
+            err, errsz,
+            "cannot tell the figure format of %s: name it .png, .svg or .pdf, or pass --format",
+            path);
         return -1;
     }
     *fmt = (plot_format)by_ext;
@@ -67,7 +68,8 @@ int plot_parse_size(const char *s, int *w, int *h, char *err, size_t errsz)
         ok = end != p && !*end && !errno;
     }
     if (!ok || a < 64 || a > 10000 || b < 64 || b > 10000) {
-        snprintf(err, errsz, "figure size: expected WxH with W and H in [64, 10000], got \"%s\"", s);
+        snprintf(err, errsz, "figure size: expected WxH with W and H in [64, 10000], got \"%s\"",
+                 s);
         return -1;
     }
     *w = (int)a;
@@ -102,7 +104,8 @@ void plot_tick_label(double v, double step, char *buf, size_t size)
 {
     int dec = 0;
     if (step > 0 && isfinite(step))
-        while (dec < 8 && fabs(step * pow(10, dec) - nearbyint(step * pow(10, dec))) > 1e-6 * step * pow(10, dec))
+        while (dec < 8 && fabs(step * pow(10, dec) - nearbyint(step * pow(10, dec))) >
+                              1e-6 * step * pow(10, dec))
             dec++;
     snprintf(buf, size, "%.*f", dec, v);
     if (!strcmp(buf, "-0") || (buf[0] == '-' && strspn(buf + 1, "0.") == strlen(buf + 1)))

@@ -41,8 +41,7 @@ int plot_check(const char *what, const char *path, char *err, size_t errsz);
 /* The format of a figure file: `name` ("png", "svg", "pdf"; NULL: infer it
  * from path's extension, case-insensitive).  A name that contradicts a known
  * extension of path, or no name and an unknown extension, is an error. */
-int plot_format_pick(const char *name, const char *path, plot_format *fmt, char *err,
-                     size_t errsz);
+int plot_format_pick(const char *name, const char *path, plot_format *fmt, char *err, size_t errsz);
 const char *plot_format_name(plot_format fmt);
 
 /* "WxH" (e.g. "900x500") into *w, *h, each in [64, 10000]. */
@@ -68,13 +67,13 @@ typedef struct plot_graphs {
 } plot_graphs;
 
 typedef struct plot_graph_opts {
-    const char *model;    /* model name for the title (NULL: none) */
-    const char *dataset;  /* dataset name for the title (NULL or "": unknown) */
-    long long step;       /* checkpoint step for the title (< 0: unknown) */
-    double temperature;   /* of the model samples, in the subtitle */
-    int color_nodes;      /* colour node i of every graph with colour i */
-    int graphs;           /* K > 0: add K single graphs per set as small multiples */
-    int width, height;    /* figure size (0: default, see plot_graph_samples) */
+    const char *model;   /* model name for the title (NULL: none) */
+    const char *dataset; /* dataset name for the title (NULL or "": unknown) */
+    long long step;      /* checkpoint step for the title (< 0: unknown) */
+    double temperature;  /* of the model samples, in the subtitle */
+    int color_nodes;     /* colour node i of every graph with colour i */
+    int graphs;          /* K > 0: add K single graphs per set as small multiples */
+    int width, height;   /* figure size (0: default, see plot_graph_samples) */
 } plot_graph_opts;
 
 /* Data beside model samples on one square axis range (data may be NULL: the
@@ -85,8 +84,7 @@ typedef struct plot_graph_opts {
  * panels on the same range, nodes coloured by index.  Default width 900
  * with data, 560 without; the default height follows from the width. */
 int plot_graph_samples(const char *path, plot_format fmt, const plot_graphs *data,
-                       const plot_graphs *model, const plot_graph_opts *o, char *err,
-                       size_t errsz);
+                       const plot_graphs *model, const plot_graph_opts *o, char *err, size_t errsz);
 
 /* ---- image sample grids -------------------------------------------------- */
 

@@ -64,7 +64,8 @@ static int read_log(const char *path, curve_point **out, int *n, int *bpd, char 
         goto out;
     }
     if (t.n_rows < 1) {
-        snprintf(err, errsz, "%s: no rows yet (training logs a row every --eval-every steps)", path);
+        snprintf(err, errsz, "%s: no rows yet (training logs a row every --eval-every steps)",
+                 path);
         goto out;
     }
     if (!(p = malloc((size_t)t.n_rows * sizeof *p))) {
@@ -74,8 +75,7 @@ static int read_log(const char *path, curve_point **out, int *n, int *bpd, char 
     int finite = 0;
     for (int r = 0; r < t.n_rows; r++) {
         if (csv_number(&t, r, cs, &p[r].step, err, errsz) != 0) {
-            if (isnan(p[r].step))
-                snprintf(err, errsz, "%s:%d: empty step", path, t.line[r + 1]);
+            if (isnan(p[r].step)) snprintf(err, errsz, "%s:%d: empty step", path, t.line[r + 1]);
             goto out;
         }
         if (csv_number(&t, r, ct, &p[r].train, err, errsz) < 0 ||
@@ -175,7 +175,9 @@ int plot_learning_curves(const char *log_csv, const char *out, plot_format fmt,
     };
     const int nk = isfinite(o.reference) ? 3 : 2;
     const int W = o.width > 0 ? o.width : 760, H = o.height > 0 ? o.height : 480;
-    fig_axes a = { 0, 0, 100, 100, x0, x1, lo, hi, "optimizer step", ylabel, 1, 1, 7, 6, NULL, 0, 0 };
+    fig_axes a = {
+        0, 0, 100, 100, x0, x1, lo, hi, "optimizer step", ylabel, 1, 1, 7, 6, NULL, 0, 0
+    };
 
     fig f;
     int rc = -1;
@@ -222,7 +224,8 @@ typedef struct results {
     int ref_n[MAX_IDS];
 } results;
 
-static int id_index(const char **ids, int *n, const char *id, const char *path, char *err, size_t errsz)
+static int id_index(const char **ids, int *n, const char *id, const char *path, char *err,
+                    size_t errsz)
 {
     for (int i = 0; i < *n; i++)
         if (!strcmp(ids[i], id)) return i;
@@ -248,7 +251,8 @@ static int need_col(const csv_table *t, const char *name, char *err, size_t errs
 static int read_results(const csv_table *t, const plot_results_opts *o, results *R,
                         const char **value_name, char *err, size_t errsz)
 {
-    const int cd = need_col(t, "dataset", err, errsz), cm = cd < 0 ? -1 : need_col(t, "model", err, errsz);
+    const int cd = need_col(t, "dataset", err, errsz),
+              cm = cd < 0 ? -1 : need_col(t, "model", err, errsz);
     if (cd < 0 || cm < 0) return -1;
     const int cs = csv_col(t, "seed");
     int cv = -1, cr = -1;
@@ -270,7 +274,8 @@ static int read_results(const csv_table *t, const plot_results_opts *o, results 
     }
     for (int r = 0; r < t->n_rows; r++) {
         const int d = id_index(R->dataset, &R->nd, csv_cell(t, r, cd), t->path, err, errsz);
-        const int m = d < 0 ? -1 : id_index(R->model, &R->nm, csv_cell(t, r, cm), t->path, err, errsz);
+        const int m =
+            d < 0 ? -1 : id_index(R->model, &R->nm, csv_cell(t, r, cm), t->path, err, errsz);
         if (m < 0) return -1;
         double v;
         const int st = csv_number(t, r, cv, &v, err, errsz);
@@ -308,15 +313,18 @@ static int read_results(const csv_table *t, const plot_results_opts *o, results 
 
 static int read_paper(const csv_table *t, results *R, char *err, size_t errsz)
 {
-    const int cd = need_col(t, "dataset", err, errsz), cm = cd < 0 ? -1 : need_col(t, "model", err, errsz);
+    const int cd = need_col(t, "dataset", err, errsz),
+              cm = cd < 0 ? -1 : need_col(t, "model", err, errsz);
     const int cv = cm < 0 ? -1 : need_col(t, "value", err, errsz), cs = csv_col(t, "std");
     if (cv < 0) return -1;
     for (int r = 0; r < t->n_rows; r++) {
         const int d = id_index(R->dataset, &R->nd, csv_cell(t, r, cd), t->path, err, errsz);
-        const int m = d < 0 ? -1 : id_index(R->model, &R->nm, csv_cell(t, r, cm), t->path, err, errsz);
+        const int m =
+            d < 0 ? -1 : id_index(R->model, &R->nm, csv_cell(t, r, cm), t->path, err, errsz);
         if (m < 0) return -1;
         double v, s = NAN;
-        if (csv_number(t, r, cv, &v, err, errsz) < 0 || (cs >= 0 && csv_number(t, r, cs, &s, err, errsz) < 0))
+        if (csv_number(t, r, cv, &v, err, errsz) < 0 ||
+            (cs >= 0 && csv_number(t, r, cs, &s, err, errsz) < 0))
             return -1;
         if (!isnan(R->paper[d][m])) {
             snprintf(err, errsz, "%s:%d: dataset %s, model %s given twice", t->path, t->line[r + 1],
@@ -331,7 +339,8 @@ static int read_paper(const csv_table *t, results *R, char *err, size_t errsz)
 
 static int read_names(const csv_table *t, results *R, char *err, size_t errsz)
 {
-    const int ci = need_col(t, "id", err, errsz), cn = ci < 0 ? -1 : need_col(t, "name", err, errsz);
+    const int ci = need_col(t, "id", err, errsz),
+              cn = ci < 0 ? -1 : need_col(t, "name", err, errsz);
     if (cn < 0) return -1;
     for (int r = 0; r < t->n_rows; r++) {
         for (int d = 0; d < R->nd; d++)
@@ -390,12 +399,13 @@ static int draw_results(fig *f, const results *R, const char *ylabel, double top
     for (int d = 0; d < R->nd; d++) {
         double lo, hi;
         panel_range(R, d, &lo, &hi, &ref[d]);
-        a[d] = (fig_axes){ 0, top, 100, 100, -0.6, R->nm - 0.4, lo, hi, NULL, d ? NULL : ylabel,
-                           1, 1, 0, 5, R->mname, R->nm, 0 };
+        a[d] = (fig_axes){ 0, top, 100, 100, -0.6,     R->nm - 0.4, lo, hi, NULL, d ? NULL : ylabel,
+                           1, 1,   0,   5,   R->mname, R->nm,       0 };
         used += fig_axes_left(f, &a[d]);
     }
     double pw = (f->w - 2 * margin - used - (R->nd - 1) * panel_gap) / R->nd;
-    for (int m = 0; m < R->nm; m++) wmax = fmax(wmax, fig_text_width(f, R->mname[m], FIG_FONT_TICK, 0));
+    for (int m = 0; m < R->nm; m++)
+        wmax = fmax(wmax, fig_text_width(f, R->mname[m], FIG_FONT_TICK, 0));
     const double angle = wmax + 8 > pw / R->nm ? 35 * FIG_PI / 180 : 0;
     /* a rotated first category label reaches left of its tick: keep it on
      * the figure by widening the left margin */
@@ -411,8 +421,8 @@ static int draw_results(fig *f, const results *R, const char *ylabel, double top
     a[0].xcat_angle = angle;
     const double bottom = fig_axes_bottom(f, &a[0]), ph = f->h - top - bottom - margin;
     if (pw < 30.0 * R->nm || ph < 60) {
-        snprintf(err, errsz, "results figure: %g x %g is too small for %d datasets of %d models", f->w,
-                 f->h, R->nd, R->nm);
+        snprintf(err, errsz, "results figure: %g x %g is too small for %d datasets of %d models",
+                 f->w, f->h, R->nd, R->nm);
         return -1;
     }
     double x = margin + lead;
@@ -479,13 +489,16 @@ int plot_results(const char *results_csv, const char *out, plot_format fmt,
     }
     for (int d = 0; d < MAX_IDS; d++)
         for (int m = 0; m < MAX_IDS; m++) R->paper[d][m] = R->paper_std[d][m] = NAN;
-    if (csv_read(results_csv, &tr, err, errsz) < 0 || read_results(&tr, &o, R, &value_name, err, errsz) < 0)
+    if (csv_read(results_csv, &tr, err, errsz) < 0 ||
+        read_results(&tr, &o, R, &value_name, err, errsz) < 0)
         goto out;
-    if (o.paper_csv && (csv_read(o.paper_csv, &tp, err, errsz) < 0 || read_paper(&tp, R, err, errsz) < 0))
+    if (o.paper_csv &&
+        (csv_read(o.paper_csv, &tp, err, errsz) < 0 || read_paper(&tp, R, err, errsz) < 0))
         goto out;
     for (int d = 0; d < R->nd; d++) R->dname[d] = R->dataset[d];
     for (int m = 0; m < R->nm; m++) R->mname[m] = R->model[m];
-    if (o.names_csv && (csv_read(o.names_csv, &tn, err, errsz) < 0 || read_names(&tn, R, err, errsz) < 0))
+    if (o.names_csv &&
+        (csv_read(o.names_csv, &tn, err, errsz) < 0 || read_names(&tn, R, err, errsz) < 0))
         goto out;
 
     /* one n for all cells, or n per point */
@@ -501,18 +514,21 @@ int plot_results(const char *results_csv, const char *out, plot_format fmt,
     }
     char ours_label[128], ref_label[128];
     if (uniform)
-        snprintf(ours_label, sizeof ours_label, "ours: mean %s std over %d seed%s",
-                 "\xc2\xb1", n_all, n_all == 1 ? "" : "s");
+        snprintf(ours_label, sizeof ours_label, "ours: mean %s std over %d seed%s", "\xc2\xb1",
+                 n_all, n_all == 1 ? "" : "s");
     else
         snprintf(ours_label, sizeof ours_label, "ours: mean %s std over n seeds", "\xc2\xb1");
     snprintf(ref_label, sizeof ref_label, "%s",
-             o.reference_label ? o.reference_label : o.reference_column ? o.reference_column : "");
+             o.reference_label    ? o.reference_label
+             : o.reference_column ? o.reference_column
+                                  : "");
     fig_key keys[3];
     int nk = 0;
     keys[nk++] = (fig_key){ ours_label, fig_color(0), FIG_MARK_CIRCLE, 1, 0, 1 };
     if (have_paper)
-        keys[nk++] = (fig_key){ o.paper_label ? o.paper_label : "paper", FIG_INK, FIG_MARK_DIAMOND,
-                                0, 0, 1 };
+        keys[nk++] = (fig_key){
+            o.paper_label ? o.paper_label : "paper", FIG_INK, FIG_MARK_DIAMOND, 0, 0, 1
+        };
     if (have_ref) keys[nk++] = (fig_key){ ref_label, FIG_MUTED, FIG_MARK_NONE, 0, 2, 0 };
 
     const char *title = o.title ? o.title : "Results beside the paper";
@@ -522,7 +538,8 @@ int plot_results(const char *results_csv, const char *out, plot_format fmt,
     if (fig_open(&f, out, fmt, W, H, title, err, errsz) < 0) goto out;
     double top = draw_title(&f, title);
     fig_legend(&f, margin, top, W - 2 * margin, keys, nk);
-    top += fig_legend_height(&f, keys, nk, W - 2 * margin) + 10 + fig_text_height(FIG_FONT_LABEL) + 8;
+    top +=
+        fig_legend_height(&f, keys, nk, W - 2 * margin) + 10 + fig_text_height(FIG_FONT_LABEL) + 8;
     if (draw_results(&f, R, ylabel, top, uniform, err, errsz) < 0) {
         fig_discard(&f);
         goto out;

@@ -12,10 +12,10 @@ static const double margin = 14, panel_gap = 40, small_gap = 8;
 /* Where everything of a graph-samples figure goes. */
 typedef struct graph_layout {
     int w, h;
-    int np;                  /* overview panels: 1 (model) or 2 (data, model) */
-    int rows;                /* small-multiple rows (sets), 0 without --graphs */
+    int np;   /* overview panels: 1 (model) or 2 (data, model) */
+    int rows; /* small-multiple rows (sets), 0 without --graphs */
     double title_y, subtitle_y, legend_y, legend_h;
-    int legend_below;        /* legend above the small multiples, not the overview */
+    int legend_below; /* legend above the small multiples, not the overview */
     double panel_title_y, top, side, left_need, bottom_need, ov_x;
     double section_y, small_top, small_side, small_x;
 } graph_layout;
@@ -38,8 +38,8 @@ static void graph_range(const plot_graphs *s, double *lo, double *hi)
 }
 
 /* Legend keys "node i" (none for more than MAX_NODE_KEYS nodes). */
-static void graph_keys(const plot_graphs *d, const plot_graphs *m, fig_key *keys,
-                       char (*names)[16], int *nk)
+static void graph_keys(const plot_graphs *d, const plot_graphs *m, fig_key *keys, char (*names)[16],
+                       int *nk)
 {
     const int nn = set_nodes(d, m);
     *nk = 0;
@@ -98,8 +98,8 @@ static int graph_layout_make(fig *f, const plot_graphs *d, const plot_graphs *m,
         L->h = (int)ceil(fixed + var);
     }
     if (side < 80 || (L->rows && small < 24)) {
-        snprintf(err, errsz, "a figure of %d x %d is too small for %d panel(s)%s", L->w, L->h, L->np,
-                 L->rows ? " and the single graphs" : "");
+        snprintf(err, errsz, "a figure of %d x %d is too small for %d panel(s)%s", L->w, L->h,
+                 L->np, L->rows ? " and the single graphs" : "");
         return -1;
     }
     L->side = floor(side);
@@ -147,7 +147,8 @@ static void draw_cloud(fig *f, const fig_axes *a, const plot_graphs *s, int by_n
     fig_clip(f, a);
     cairo_surface_t *img = NULL;
     if (f->fmt != PLOT_PNG && (size_t)s->n * s->nodes > 3000)
-        img = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)ceil(2 * a->w), (int)ceil(2 * a->h));
+        img = cairo_image_surface_create(CAIRO_FORMAT_ARGB32, (int)ceil(2 * a->w),
+                                         (int)ceil(2 * a->h));
     if (img && cairo_surface_status(img) == CAIRO_STATUS_SUCCESS) {
         fig raster = *f;
         raster.cr = cairo_create(img);
@@ -184,16 +185,15 @@ static void draw_graph(fig *f, const fig_axes *a, const plot_graphs *s, int g, i
 static int check_set(const plot_graphs *s, const char *what, char *err, size_t errsz)
 {
     if (!s->x || s->n < 1 || s->nodes < 1 || s->features < 2) {
-        snprintf(err, errsz, "%s: expected graphs [n, nodes, features >= 2], got [%d, %d, %d]", what,
-                 s->n, s->nodes, s->features);
+        snprintf(err, errsz, "%s: expected graphs [n, nodes, features >= 2], got [%d, %d, %d]",
+                 what, s->n, s->nodes, s->features);
         return -1;
     }
     return 0;
 }
 
 int plot_graph_samples(const char *path, plot_format fmt, const plot_graphs *data,
-                       const plot_graphs *model, const plot_graph_opts *o, char *err,
-                       size_t errsz)
+                       const plot_graphs *model, const plot_graph_opts *o, char *err, size_t errsz)
 {
     if (check_set(model, "model samples", err, errsz) < 0 ||
         (data && check_set(data, "data", err, errsz) < 0))
@@ -287,8 +287,8 @@ int plot_graph_samples(const char *path, plot_format fmt, const plot_graphs *dat
         fig_text(&f, L.w / 2.0, L.section_y, FIG_FONT_LABEL, 1, 0.5, 0, 0, FIG_INK, sec);
         for (int r = 0; r < L.rows; r++) {
             const double y = L.small_top + r * (L.small_side + small_gap);
-            fig_text(&f, L.small_x - 8, y + L.small_side / 2, FIG_FONT_LABEL, 0, 0.5, 1,
-                     FIG_PI / 2, FIG_INK, r == 0 && data ? "data" : "model");
+            fig_text(&f, L.small_x - 8, y + L.small_side / 2, FIG_FONT_LABEL, 0, 0.5, 1, FIG_PI / 2,
+                     FIG_INK, r == 0 && data ? "data" : "model");
             for (int g = 0; g < o->graphs && g < sets[r]->n; g++) {
                 fig_axes a = proto;
                 a.x = L.small_x + g * (L.small_side + small_gap);
@@ -312,12 +312,13 @@ int plot_image_grid(const char *path, plot_format fmt, const uint8_t *pix, int n
                     int w, int rows, const char *const *row_labels, const char *title, char *err,
                     size_t errsz)
 {
-    if (!pix || n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || h > 4096 || w > 4096 ||
-        rows < 1 || rows > n) {
-        snprintf(err, errsz,
-                 "image grid %s: expected images [n, 1 or 3, h, w] in 1..n rows, got [%d, %d, %d, %d] "
-                 "in %d rows",
-                 path, n, c, h, w, rows);
+    if (!pix || n < 1 || (c != 1 && c != 3) || h < 1 || w < 1 || h > 4096 || w > 4096 || rows < 1 ||
+        rows > n) {
+        snprintf(
+            err, errsz,
+            "image grid %s: expected images [n, 1 or 3, h, w] in 1..n rows, got [%d, %d, %d, %d] "
+            "in %d rows",
+            path, n, c, h, w, rows);
         return -1;
     }
     const int cols = (n + rows - 1) / rows, big = h > w ? h : w, s = (64 + big - 1) / big;
@@ -326,7 +327,8 @@ int plot_image_grid(const char *path, plot_format fmt, const uint8_t *pix, int n
     if (fig_scratch(&f, err, errsz) < 0) return -1;
     double label_w = 0, title_w = 0;
     for (int r = 0; row_labels && r < rows; r++)
-        if (row_labels[r]) label_w = fmax(label_w, fig_text_width(&f, row_labels[r], FIG_FONT_LABEL, 0));
+        if (row_labels[r])
+            label_w = fmax(label_w, fig_text_width(&f, row_labels[r], FIG_FONT_LABEL, 0));
     if (title) title_w = fig_text_width(&f, title, FIG_FONT_TITLE, 1);
     fig_discard(&f);
     const int lab = row_labels ? (int)ceil(label_w) + 12 : 0;
