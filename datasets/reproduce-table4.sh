@@ -4,24 +4,48 @@
 # under a fixed wall-time budget, then a table beside the paper's numbers.
 #
 #   datasets/reproduce-table4.sh [OUT_DIR] [SECONDS_PER_RUN] [PARALLEL_RUNS]
+#   datasets/reproduce-table4.sh --report OUT_DIR
 #
 # Defaults: runs/table4, at most 290 s per run (the budget is 5 minutes on 2
 # cores), 2 runs at a time with 1 thread each.  The configurations are
 # datasets/table4/<model>.conf; every model gets the same step budget per
 # dataset (steps_for below), with the learning rate decayed 20 times.  Data
 # files are generated with fixed seeds (200k training graphs).
-# Writes OUT_DIR/results.csv and OUT_DIR/table4.md.
+# Writes OUT_DIR/results.csv, OUT_DIR/table4.md and the figure
+# OUT_DIR/table4.png (and .pdf): our mean and standard deviation over seeds
+# beside the paper's numbers (datasets/table4/paper.csv).
+# --report only redoes table4.md and the figures from OUT_DIR/results.csv.
+# FLOWEXP=path/to/flowexp uses that program instead of building one.
 set -eu
+case ${FLOWEXP:-/} in /*) ;; *) FLOWEXP=$PWD/$FLOWEXP;; esac
 cd "$(dirname "$0")/.."
+report=0
+if [ "${1:-}" = --report ]; then
+    report=1
+    shift
+    [ -s "${1:-}/results.csv" ] || { echo "reproduce-table4: no ${1:-OUT_DIR}/results.csv" >&2; exit 2; }
+fi
 out=${1:-runs/table4}
 seconds=${2:-290}
 parallel=${3:-2}
-scripts/setup.sh
-F=build/tools/flowexp/flowexp
+if [ -n "${FLOWEXP:-}" ]; then
+    F=$FLOWEXP
+else
+    scripts/setup.sh
+    F=build/tools/flowexp/flowexp
+fi
 mkdir -p "$out"
 datasets="mog4 mog9 mog16 ring"
 models="coupling gnf gnf-gce"
 seeds="0 1 2"
+csv=$out/results.csv
+steps_for() { # optimizer steps per dataset (same for every model), so that the
+    # slowest model (gnf-gce) finishes inside the time limit on one core
+    case $1 in mog4|ring) echo 20000;; mog9) echo 10000;; mog16) echo 6000;; esac
+}
+
+# ---- the runs and their collection into results.csv (skipped by --report) ----
+if [ $report -eq 0 ]; then
 
 for d in $datasets; do
     [ -s "$out/$d.h5" ] || $F data mog --dataset "$d" --seed 1000 --out "$out/$d.h5" \
@@ -34,11 +58,6 @@ jobs=$out/jobs.txt
 for d in $datasets; do for m in $models; do for s in $seeds; do
     echo "$d $m $s" >> "$jobs"
 done; done; done
-
-steps_for() { # optimizer steps per dataset (same for every model), so that the
-    # slowest model (gnf-gce) finishes inside the time limit on one core
-    case $1 in mog4|ring) echo 20000;; mog9) echo 10000;; mog16) echo 6000;; esac
-}
 
 run_one() { # dataset model seed
     dir=$out/$1-$2-s$3
@@ -67,7 +86,6 @@ done < "$jobs"
 wait
 
 # collect: dataset,model,seed,nll
-csv=$out/results.csv
 echo "dataset,model,seed,nll_nats_per_node,entropy_per_node,best_step,steps_trained,step_budget" > "$csv"
 while read -r d m s; do
     r=$out/$d-$m-s$s/result.json
@@ -79,6 +97,7 @@ while read -r d m s; do
     done_steps=$(sed -n 's/^trained [a-z-]*: step \([0-9]*\),.*/\1/p' "$out/$d-$m-s$s.train.txt")
     echo "$d,$m,$s,$nll,$ent,$steps,${done_steps:-0},$(steps_for "$d")" >> "$csv"
 done < "$jobs"
+fi
 
 # table: mean +- sample std over seeds, beside the paper
 awk -F, -v secs="$seconds" '
@@ -115,3 +134,14 @@ END {
     }
 }' "$csv" > "$out/table4.md"
 cat "$out/table4.md"
+
+# figure: per dataset, our mean +- std over seeds beside the paper's value,
+# with the exact dataset entropy as a dashed line (no figure without cairo)
+for ext in png pdf; do
+    $F plot table --csv "$csv" --paper datasets/table4/paper.csv --paper-label "paper (Table 4)" \
+        --names datasets/table4/names.csv --value nll_nats_per_node \
+        --reference-column entropy_per_node --reference-label "dataset entropy (exact)" \
+        --title "Table 4: per-node NLL on the MoG graph datasets (lower is better)" \
+        --ylabel "test NLL (nats per node)" --out "$out/table4.$ext" ||
+        echo "reproduce-table4: no $ext figure (see the message above)" >&2
+done

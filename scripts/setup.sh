@@ -10,9 +10,10 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # Build dependencies from Debian 12. The OpenMP build of OpenBLAS matters: the
-# pthread build oversubscribes the cores inside OpenMP regions.
+# pthread build oversubscribes the cores inside OpenMP regions.  cairo draws
+# the tools' figures (PNG, SVG, PDF); the library does not use it.
 pkgs="gcc libc6-dev meson ninja-build pkg-config libopenblas-openmp-dev libopenblas0-openmp
-      libhdf5-dev check zlib1g-dev libpng-dev"
+      libhdf5-dev check zlib1g-dev libcairo2-dev"
 if [ "${1:-}" = tests ]; then pkgs="$pkgs python3-h5py python3-numpy dataset-fashion-mnist"; fi
 missing=""
 for p in $pkgs; do

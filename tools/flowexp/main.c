@@ -5,13 +5,15 @@
  *   flowexp data fashion-mnist ...  image dataset file
  *   flowexp train ...        train a graph flow
  *   flowexp eval ...         per-node NLL of a checkpoint on a dataset split
- *   flowexp sample ...       draw graphs from a checkpoint (HDF5, PNG)
+ *   flowexp sample ...       draw graphs from a checkpoint (HDF5, and a figure)
+ *   flowexp plot ...         figures: learning curves, results beside the paper
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "image.h"
+#include "plot.h"
 #include "tool.h"
 
 void tool_error(const char *cmd, const char *fmt, ...)
@@ -81,7 +83,8 @@ static void usage(FILE *out)
             "  sample     draw graphs or images from a checkpoint into HDF5 (and a figure)\n"
             "  verify     check every layer of a tiny model: inverse and brute-force logdet\n"
             "  bench      time a configuration: training step, sampling, peak memory\n"
-"  help       this text; `flowexp <command> --help` for a command's options\n"
+            "  plot       figures: learning curves (log.csv), results beside the paper\n"
+            "  help       this text; `flowexp <command> --help` for a command's options\n"
             "  version    print the library version\n",
             fxp_version());
 }
@@ -98,7 +101,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
-        printf("flowexp %s\n", fxp_version());
+        printf("flowexp %s (figures: %s)\n", fxp_version(), plot_backend());
         return 0;
     }
     if (!strcmp(cmd, "data")) return cmd_data(argc - 2, argv + 2);
@@ -114,6 +117,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "sample"))
         return is_image_checkpoint(arg_value(ac, av, "--checkpoint")) ? cmd_sample_image(ac, av)
                                                                        : cmd_sample(ac, av);
+    if (!strcmp(cmd, "plot")) return cmd_plot(ac, av);
     fprintf(stderr, "flowexp: unknown command \"%s\" (see flowexp help)\n", cmd);
     return EXIT_USAGE;
 }

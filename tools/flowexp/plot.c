@@ -1,142 +1,125 @@
-/* Scatter plots as PNG (libpng), written atomically. */
+/* Figure formats, sizes and axis ticks: the parts of plot.h that do not need
+ * cairo (the drawing is in figure.c and plot_*.c, or plot_none.c). */
 #include "plot.h"
 
 #include <errno.h>
 #include <math.h>
-#include <png.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
+#include <strings.h>
 
-typedef struct canvas {
-    unsigned char *px; /* RGB, row-major */
-    int w, h;
-} canvas;
+static const char *const format_names[] = { "png", "svg", "pdf" };
 
-static void put(canvas *c, int x, int y, const unsigned char rgb[3], float alpha)
+const char *plot_format_name(plot_format fmt)
 {
-    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
-    unsigned char *p = c->px + 3 * ((size_t)y * c->w + x);
-    for (int k = 0; k < 3; k++) p[k] = (unsigned char)lrintf(p[k] * (1 - alpha) + rgb[k] * alpha);
+    return (unsigned)fmt < 3 ? format_names[fmt] : "?";
 }
 
-static void line_h(canvas *c, int x0, int x1, int y, const unsigned char rgb[3])
+/* The format named by path's extension, or -1. */
+static int format_of_path(const char *path)
 {
-    for (int x = x0; x <= x1; x++) put(c, x, y, rgb, 1);
+    const char *slash = strrchr(path, '/'), *dot = strrchr(path, '.');
+    if (!dot || (slash && dot < slash)) return -1;
+    for (int k = 0; k < 3; k++)
+        if (!strcasecmp(dot + 1, format_names[k])) return k;
+    return -1;
 }
 
-static void line_v(canvas *c, int x, int y0, int y1, const unsigned char rgb[3])
+int plot_format_pick(const char *name, const char *path, plot_format *fmt, char *err, size_t errsz)
 {
-    for (int y = y0; y <= y1; y++) put(c, x, y, rgb, 1);
-}
-
-/* A soft disc of radius r at (cx, cy): translucent so dense regions darken. */
-static void disc(canvas *c, float cx, float cy, float r, const unsigned char rgb[3])
-{
-    for (int y = (int)floorf(cy - r); y <= (int)ceilf(cy + r); y++)
-        for (int x = (int)floorf(cx - r); x <= (int)ceilf(cx + r); x++) {
-            float d = hypotf(x - cx, y - cy);
-            if (d <= r) put(c, x, y, rgb, 0.35f);
+    const int by_ext = format_of_path(path);
+    if (name) {
+        int k = -1;
+        for (int i = 0; i < 3; i++)
+            if (!strcasecmp(name, format_names[i])) k = i;
+        if (k < 0) {
+            snprintf(err, errsz, "unknown figure format \"%s\" (png, svg or pdf)", name);
+            return -1;
         }
-}
-
-static int write_png(const char *path, const canvas *c, char *err, size_t errsz)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        snprintf(err, errsz, "cannot create %s: %s", path, strerror(errno));
+        if (by_ext >= 0 && by_ext != k) {
+            snprintf(err, errsz, "%s: the format is %s but the file name ends in .%s", path, name,
+                     format_names[by_ext]);
+            return -1;
+        }
+        *fmt = (plot_format)k;
+        return 0;
+    }
+    if (by_ext < 0) {
+        snprintf(
+            err, errsz,
+            "cannot tell the figure format of %s: name it .png, .svg or .pdf, or pass --format",
+            path);
         return -1;
     }
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-    png_infop info = png ? png_create_info_struct(png) : NULL;
-    if (!png || !info) {
-        png_destroy_write_struct(&png, NULL);
-        fclose(f);
-        snprintf(err, errsz, "libpng: cannot allocate a writer");
-        return -1;
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        png_destroy_write_struct(&png, &info);
-        fclose(f);
-        snprintf(err, errsz, "libpng failed while writing %s", path);
-        return -1;
-    }
-    png_init_io(png, f);
-    png_set_IHDR(png, info, (png_uint_32)c->w, (png_uint_32)c->h, 8, PNG_COLOR_TYPE_RGB,
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < c->h; y++) png_write_row(png, c->px + 3 * (size_t)y * c->w);
-    png_write_end(png, NULL);
-    png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0) {
-        snprintf(err, errsz, "cannot finish %s: %s", path, strerror(errno));
-        return -1;
-    }
+    *fmt = (plot_format)by_ext;
     return 0;
 }
 
-int plot_scatter_png(const char *path, const plot_panel *panels, int n_panels, int size,
-                     char *err, size_t errsz)
+int plot_parse_size(const char *s, int *w, int *h, char *err, size_t errsz)
 {
-    if (n_panels < 1 || size < 64 || size > 4096) {
-        snprintf(err, errsz, "bad plot geometry (%d panels of %d px)", n_panels, size);
+    char *end;
+    errno = 0;
+    long a = strtol(s, &end, 10), b = 0;
+    int ok = end != s && (*end == 'x' || *end == 'X');
+    if (ok) {
+        const char *p = end + 1;
+        b = strtol(p, &end, 10);
+        ok = end != p && !*end && !errno;
+    }
+    if (!ok || a < 64 || a > 10000 || b < 64 || b > 10000) {
+        snprintf(err, errsz, "figure size: expected WxH with W and H in [64, 10000], got \"%s\"",
+                 s);
         return -1;
     }
-    /* One square range for all panels so they can be compared by eye. */
-    float lo = INFINITY, hi = -INFINITY;
-    for (int p = 0; p < n_panels; p++)
-        for (size_t i = 0; i < 2 * panels[p].n; i++)
-            if (isfinite(panels[p].xy[i])) {
-                lo = fminf(lo, panels[p].xy[i]);
-                hi = fmaxf(hi, panels[p].xy[i]);
-            }
-    if (!(lo <= hi)) lo = -1, hi = 1;
-    float pad = 0.05f * (hi - lo) + 1e-3f;
-    lo -= pad;
-    hi += pad;
+    *w = (int)a;
+    *h = (int)b;
+    return 0;
+}
 
-    canvas c = { NULL, n_panels * size, size };
-    c.px = malloc((size_t)c.w * c.h * 3);
-    if (!c.px) {
-        snprintf(err, errsz, "out of memory for a %dx%d image", c.w, c.h);
-        return -1;
-    }
-    memset(c.px, 255, (size_t)c.w * c.h * 3);
-    const unsigned char frame[3] = { 40, 40, 40 }, axis[3] = { 200, 200, 200 };
-    const float scale = (size - 1) / (hi - lo);
-    for (int p = 0; p < n_panels; p++) {
-        int x0 = p * size;
-        int ax = x0 + (int)lrintf((0 - lo) * scale), ay = (int)lrintf((hi - 0) * scale);
-        if (ax > x0 && ax < x0 + size - 1) line_v(&c, ax, 0, size - 1, axis);
-        if (ay > 0 && ay < size - 1) line_h(&c, x0, x0 + size - 1, ay, axis);
-        for (size_t i = 0; i < panels[p].n; i++) {
-            float x = panels[p].xy[2 * i], y = panels[p].xy[2 * i + 1];
-            if (!isfinite(x) || !isfinite(y)) continue;
-            disc(&c, x0 + (x - lo) * scale, (hi - y) * scale, 1.6f, panels[p].rgb);
-        }
-        line_h(&c, x0, x0 + size - 1, 0, frame);
-        line_h(&c, x0, x0 + size - 1, size - 1, frame);
-        line_v(&c, x0, 0, size - 1, frame);
-        line_v(&c, x0 + size - 1, 0, size - 1, frame);
-    }
+/* The 1-2-5 step closest above raw. */
+static double nice_step(double raw)
+{
+    const double p = pow(10, floor(log10(raw))), m = raw / p;
+    return (m <= 1.0001 ? 1 : m <= 2.0001 ? 2 : m <= 5.0001 ? 5 : 10) * p;
+}
 
-    /* temporary file next to the target, then rename: never a partial PNG */
-    size_t len = strlen(path) + 32;
-    char *tmp = malloc(len);
-    if (!tmp) {
-        free(c.px);
-        snprintf(err, errsz, "out of memory");
-        return -1;
+int plot_ticks(double lo, double hi, int target, double *ticks, int max, double *step)
+{
+    *step = 0;
+    if (!isfinite(lo) || !isfinite(hi) || !(hi > lo) || target < 1 || max < 1) return 0;
+    const double s = nice_step((hi - lo) / target);
+    const double first = ceil(lo / s - 1e-9);
+    int n = 0;
+    for (double k = first; n < max; k += 1) {
+        double v = k * s;
+        if (v > hi + 1e-9 * s) break;
+        ticks[n++] = fabs(v) < 1e-9 * s ? 0 : v;
     }
-    snprintf(tmp, len, "%s.tmp.%ld", path, (long)getpid());
-    int rc = write_png(tmp, &c, err, errsz);
-    if (rc == 0 && rename(tmp, path) != 0) {
-        snprintf(err, errsz, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        rc = -1;
-    }
-    if (rc != 0) unlink(tmp);
-    free(tmp);
-    free(c.px);
-    return rc;
+    *step = s;
+    return n;
+}
+
+void plot_tick_label(double v, double step, char *buf, size_t size)
+{
+    int dec = 0;
+    if (step > 0 && isfinite(step))
+        while (dec < 8 && fabs(step * pow(10, dec) - nearbyint(step * pow(10, dec))) >
+                              1e-6 * step * pow(10, dec))
+            dec++;
+    snprintf(buf, size, "%.*f", dec, v);
+    if (!strcmp(buf, "-0") || (buf[0] == '-' && strspn(buf + 1, "0.") == strlen(buf + 1)))
+        memmove(buf, buf + 1, strlen(buf));
+}
+
+void plot_curve_opts_default(plot_curve_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->reference = NAN;
+    o->ylo = o->yhi = NAN;
+}
+
+void plot_results_opts_default(plot_results_opts *o)
+{
+    memset(o, 0, sizeof *o);
 }

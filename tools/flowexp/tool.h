@@ -22,6 +22,7 @@ int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 /* ---- models and data (model.c) ---------------------------------------------- */
 
