@@ -12,6 +12,7 @@
 #include "args.h"
 #include "files.h"
 #include "image.h"
+#include "plot.h"
 #include "progress.h"
 
 /* ---- models and checkpoints ---------------------------------------------------- */
@@ -270,6 +271,23 @@ static int validate(fxp_ctx *ctx, image_run *r, const fxp_images *valid, int val
                                       NULL, NULL, &e);
     if (rc >= 0) *bpd = e.bpd_elbo;
     return rc;
+}
+
+/* DIR/curves.png from log.csv (a failure to draw is reported, not fatal:
+ * the run goes on; without cairo nothing is drawn). */
+static void draw_curves(const char *log_path, const char *dir, const fxp_image_model_config *cfg,
+                        const image_state *st, int quiet)
+{
+    if (!plot_available()) return;
+    char out[4200], title[256], err[512];
+    snprintf(out, sizeof out, "%s/curves.png", dir);
+    snprintf(title, sizeof title, "flow (%s mixing) on %s, step %lld", cfg->mixing,
+             st->dataset[0] ? st->dataset : "images", st->step);
+    plot_curve_opts o;
+    plot_curve_opts_default(&o);
+    o.title = title;
+    if (plot_learning_curves(log_path, out, PLOT_PNG, &o, err, sizeof err) < 0 && !quiet)
+        fprintf(stderr, "flowexp train: warning: no learning curves: %s\n", err);
 }
 
 /* Keep the lines of log.csv up to `step` (the header and rows with a step
@@ -577,6 +595,7 @@ int cmd_train_image(int argc, char **argv)
             fprintf(log, "%lld,%.4f,%.6f,%.6f,%.6g,%.2f\n", st.step, (double)st.step / per_epoch,
                     st.window_loss / st.window_n, v, fxp_optim_lr(opt), st.train_seconds);
             fflush(log);
+            draw_curves(log_path, out, &cfg, &st, quiet);
             st.window_loss = 0;
             st.window_n = 0;
             if (v < st.best_valid) {
@@ -768,7 +787,7 @@ int cmd_sample_image(int argc, char **argv)
         { "checkpoint", ARG_STRING, &ckpt, "F.h5", "checkpoint written by flowexp train", 0, 0, NULL, 1, 0 },
         { "n", ARG_INT, &n, "N", "images per temperature (default 64)", 1, 1e7, NULL, 0, 0 },
         { "out", ARG_STRING, &out, "S.h5", "output file: 'samples' [n, C, H, W] pixel values 0..255", 0, 0, NULL, 1, 0 },
-        { "png", ARG_STRING, &png, "P.png", "also a grid of the samples (one row of images per temperature)", 0, 0, NULL, 0, 0 },
+        { "png", ARG_STRING, &png, "P.png", "also a figure of the samples, png/svg/pdf by extension (one row per temperature)", 0, 0, NULL, 0, 0 },
         { "temperature", ARG_DOUBLE, &temperature, "T", "scale of the base noise (default 1)", 0, 100, NULL, 0, 0 },
         { "temperatures", ARG_STRING, &temps, "T1,T2,..", "several temperatures (overrides --temperature)", 0, 0, NULL, 0, 0 },
         { "batch", ARG_INT, &batch, "B", "images per inverse pass (bounds memory; default 64)", 1, 1e6, NULL, 0, 0 },
@@ -794,6 +813,12 @@ int cmd_sample_image(int argc, char **argv)
     if (temps && (nt = parse_temperatures(temps, tv, 16)) < 1) {
         tool_error("sample", "--temperatures \"%s\": expected up to 16 comma-separated values in [0, 100]",
                    temps);
+        return EXIT_USAGE;
+    }
+    plot_format fmt = PLOT_PNG;
+    if (png && (plot_check("the sample grid", png, err, sizeof err) < 0 ||
+                plot_format_pick(NULL, png, &fmt, err, sizeof err) < 0)) {
+        tool_error("sample", "%s", err);
         return EXIT_USAGE;
     }
     int rc = 1;
@@ -855,9 +880,29 @@ int cmd_sample_image(int argc, char **argv)
         goto done;
     }
     if (png) {
-        tool_error("sample", "--png for image models needs the figure module (not built yet)");
-        remove(out);
-        goto done;
+        uint8_t *pix = malloc((size_t)(n * nt * D));
+        char title[256], labels[16][32];
+        const char *lp[16];
+        if (!pix) {
+            tool_error("sample", "out of memory for the grid");
+            remove(out);
+            goto done;
+        }
+        for (int64_t i = 0; i < (int64_t)n * nt * D; i++) pix[i] = (uint8_t)all.data[i];
+        for (int k = 0; k < nt; k++) {
+            snprintf(labels[k], sizeof labels[k], "T = %g", tv[k]);
+            lp[k] = labels[k];
+        }
+        snprintf(title, sizeof title, "%s mixing on %s, step %lld, temperature %s", cfg.mixing,
+                 st.dataset[0] ? st.dataset : "images", st.step, tlist);
+        const int ok = plot_image_grid(png, fmt, pix, n * nt, cfg.channels, cfg.height, cfg.width,
+                                       nt, lp, title, err, sizeof err) == 0;
+        free(pix);
+        if (!ok) {
+            tool_error("sample", "%s", err);
+            remove(out);
+            goto done;
+        }
     }
     printf("wrote %s: %d images at temperature(s) %s\n", out, n * nt, tlist);
     rc = 0;
