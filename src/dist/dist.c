@@ -40,8 +40,9 @@ struct fxp_dist {
     MPI_Comm comm;
     int rank, size;
     int *counts, *displs, *rcounts, *rdispls; /* [size] each, for the v-collectives */
+    int *active;                              /* [size]: ranks with nonzero weight */
     int64_t *exch;                            /* [2 * size]: exchanged counts and sizes */
-    double *weights;                          /* [size] */
+    double *weights, scale;                   /* [size] w_r, and s, of the reduction */
     void *scratch;                            /* receive buffer, grown on demand */
     size_t scratch_bytes;
     size_t checked[DIST_CHECKED_MAX];         /* trainable sizes verified across ranks */
@@ -122,7 +123,7 @@ int fxp_dist_new(fxp_ctx *ctx, const void *comm, fxp_dist **out)
     MPI_TRY(d, MPI_Comm_rank(d->comm, &d->rank));
     MPI_TRY(d, MPI_Comm_size(d->comm, &d->size));
     const size_t k = (size_t)d->size;
-    d->counts = malloc(4 * k * sizeof(int));
+    d->counts = malloc(5 * k * sizeof(int));
     d->exch = malloc(2 * k * sizeof(int64_t));
     d->weights = malloc(k * sizeof(double));
     if (!d->counts || !d->exch || !d->weights) {
@@ -132,6 +133,7 @@ int fxp_dist_new(fxp_ctx *ctx, const void *comm, fxp_dist **out)
     d->displs = d->counts + k;
     d->rcounts = d->counts + 2 * k;
     d->rdispls = d->counts + 3 * k;
+    d->active = d->counts + 4 * k;
     *out = d;
     return FXP_OK;
 out:
@@ -156,51 +158,73 @@ int fxp_dist_rank(const fxp_dist *d) { return d ? d->rank : 0; }
 int fxp_dist_size(const fxp_dist *d) { return d ? d->size : 1; }
 
 /* ---- the fixed-order reduction --------------------------------------------
- * out[i] = (T)((w_0 x_0[i] + w_1 x_1[i] + ...) * s) over the ranks with
- * w_r != 0, in double, left to right in rank order.  x_r[i] is at
- * in[r * stride + i]; n elements from index 0.  Elements are independent, so
- * splitting them over threads changes nothing. */
+ * out[i] = (T)((w_a0 x_a0[i] + w_a1 x_a1[i] + ...) * s) over the active
+ * ranks a0 < a1 < ... (those with w_r != 0), in double, left to right in
+ * rank order.  x_r[i] is at in[r * stride + i].  Blocks of COMBINE_BLOCK
+ * elements are accumulated rank by rank in a double array (the order per
+ * element stays the rank order; the loops vectorise), and elements are
+ * independent, so splitting blocks over threads changes nothing.  ISO C
+ * mode (-std=c11) keeps GCC from fusing the multiply-adds (no
+ * -ffp-contract=fast here), so every build of this file rounds the same way. */
+#define COMBINE_BLOCK 512
+
 static void combine_f32(const fxp_ctx *ctx, float *out, const float *in, size_t stride,
-                        size_t n, int K, const double *w, double s)
+                        size_t n, const int *act, int n_act, const double *w, double s)
 {
-    FXP_PARALLEL_FOR(ctx->n_threads, n > 65536, for (size_t i = 0; i < n; i++) {
-        double acc = 0;
-        int first = 1;
-        for (int r = 0; r < K; r++) {
-            if (w[r] == 0) continue;
-            const double t = w[r] * (double)in[(size_t)r * stride + i];
-            acc = first ? t : acc + t;
-            first = 0;
+    const size_t nb = (n + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
+    FXP_PARALLEL_FOR(ctx->n_threads, n > 65536, for (size_t b = 0; b < nb; b++) {
+        const size_t i0 = b * COMBINE_BLOCK, m = FXP_MIN((size_t)COMBINE_BLOCK, n - i0);
+        double acc[COMBINE_BLOCK];
+        const float *x = in + (size_t)act[0] * stride + i0;
+        const double w0 = w[act[0]];
+        for (size_t i = 0; i < m; i++) acc[i] = w0 * (double)x[i];
+        for (int j = 1; j < n_act; j++) {
+            const float *xr = in + (size_t)act[j] * stride + i0;
+            const double wr = w[act[j]];
+            for (size_t i = 0; i < m; i++) acc[i] += wr * (double)xr[i];
         }
-        out[i] = (float)(acc * s);
+        for (size_t i = 0; i < m; i++) out[i0 + i] = (float)(acc[i] * s);
     });
 }
 
 static void combine_f64(const fxp_ctx *ctx, double *out, const double *in, size_t stride,
-                        size_t n, int K, const double *w, double s)
+                        size_t n, const int *act, int n_act, const double *w, double s)
 {
-    FXP_PARALLEL_FOR(ctx->n_threads, n > 65536, for (size_t i = 0; i < n; i++) {
-        double acc = 0;
-        int first = 1;
-        for (int r = 0; r < K; r++) {
-            if (w[r] == 0) continue;
-            const double t = w[r] * in[(size_t)r * stride + i];
-            acc = first ? t : acc + t;
-            first = 0;
+    const size_t nb = (n + COMBINE_BLOCK - 1) / COMBINE_BLOCK;
+    FXP_PARALLEL_FOR(ctx->n_threads, n > 65536, for (size_t b = 0; b < nb; b++) {
+        const size_t i0 = b * COMBINE_BLOCK, m = FXP_MIN((size_t)COMBINE_BLOCK, n - i0);
+        double acc[COMBINE_BLOCK];
+        const double *x = in + (size_t)act[0] * stride + i0;
+        const double w0 = w[act[0]];
+        for (size_t i = 0; i < m; i++) acc[i] = w0 * x[i];
+        for (int j = 1; j < n_act; j++) {
+            const double *xr = in + (size_t)act[j] * stride + i0;
+            const double wr = w[act[j]];
+            for (size_t i = 0; i < m; i++) acc[i] += wr * xr[i];
         }
-        out[i] = acc * s;
+        for (size_t i = 0; i < m; i++) out[i0 + i] = acc[i] * s;
     });
+}
+
+/* Combine n elements per rank at in (stride apart) into out, with the
+ * handle's weights. */
+static void combine(fxp_dist *d, int is_f64, void *out, const void *in, size_t stride, size_t n)
+{
+    int n_act = 0;
+    for (int r = 0; r < d->size; r++)
+        if (d->weights[r] != 0) d->active[n_act++] = r;
+    if (is_f64) combine_f64(d->ctx, out, in, stride, n, d->active, n_act, d->weights, d->scale);
+    else combine_f32(d->ctx, out, in, stride, n, d->active, n_act, d->weights, d->scale);
 }
 
 /* data[0..n) of float (is_f64 = 0) or double (1) on every rank becomes the
  * combination above of all ranks' data, on every rank; d->weights holds
- * w_r.  Small blocks: one allgather, every rank combines all n elements.
+ * w_r and d->scale s (at least one w_r must be nonzero).  Small blocks: one allgather, every rank combines all n elements.
  * Large blocks: chunk r (fxp_dist_shard(n, K, r)) of every rank goes to
  * rank r (alltoallv), rank r combines it, and an in-place allgatherv
  * distributes the finished chunks.  Both paths evaluate the same expression
  * per element, so the choice changes nothing but the cost. */
-static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t n, int is_f64,
-                              double s)
+static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t n, int is_f64)
 {
     const int K = d->size;
     const size_t es = is_f64 ? sizeof(double) : sizeof(float);
@@ -213,8 +237,7 @@ static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t 
     if (n * (size_t)K * es <= DIST_SMALL_BYTES) {
         FXP_TRY(reserve(d, func, n * (size_t)K * es));
         MPI_TRY(d, MPI_Allgather(data, (int)n, type, d->scratch, (int)n, type, d->comm));
-        if (is_f64) combine_f64(d->ctx, data, d->scratch, n, n, K, d->weights, s);
-        else combine_f32(d->ctx, data, d->scratch, n, n, K, d->weights, s);
+        combine(d, is_f64, data, d->scratch, n, n);
         return FXP_OK;
     }
     for (int r = 0; r < K; r++) {
@@ -232,8 +255,7 @@ static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t 
     MPI_TRY(d, MPI_Alltoallv(data, d->counts, d->displs, type, d->scratch, d->rcounts,
                              d->rdispls, type, d->comm));
     char *my_chunk = (char *)data + (size_t)d->displs[d->rank] * es;
-    if (is_f64) combine_f64(d->ctx, (double *)my_chunk, d->scratch, (size_t)mine, (size_t)mine, K, d->weights, s);
-    else combine_f32(d->ctx, (float *)my_chunk, d->scratch, (size_t)mine, (size_t)mine, K, d->weights, s);
+    combine(d, is_f64, my_chunk, d->scratch, (size_t)mine, (size_t)mine);
     MPI_TRY(d, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, d->counts, d->displs,
                               type, d->comm));
 out:
@@ -269,7 +291,8 @@ int fxp_dist_grad_mean(fxp_dist *d, fxp_params *ps)
                        "fxp_dist_params_identical) on these parameters first", n);
     if (d->size == 1) return FXP_OK;
     for (int r = 0; r < d->size; r++) d->weights[r] = 1.0;
-    return fixed_order_reduce(d, __func__, fxp_params_grad_data(ps), n, 0, 1.0 / d->size);
+    d->scale = 1.0 / d->size;
+    return fixed_order_reduce(d, __func__, fxp_params_grad_data(ps), n, 0);
 }
 
 int fxp_dist_grad_weighted(fxp_dist *d, fxp_params *ps, int64_t count)
@@ -306,7 +329,8 @@ int fxp_dist_grad_weighted(fxp_dist *d, fxp_params *ps, int64_t count)
                        "average");
     mark_checked(d, n);
     if (K == 1) return FXP_OK;
-    rc = fixed_order_reduce(d, __func__, fxp_params_grad_data(ps), n, 0, 1.0 / (double)total);
+    d->scale = 1.0 / (double)total;
+    rc = fixed_order_reduce(d, __func__, fxp_params_grad_data(ps), n, 0);
 out:
     return rc;
 }
@@ -457,7 +481,8 @@ int fxp_dist_sum(fxp_dist *d, double *x, size_t n)
     if (!x && n > 0) return FXP_ERR(d->ctx, FXP_EINVAL, "x is NULL (n %zu)", n);
     if (d->size == 1) return FXP_OK;
     for (int r = 0; r < d->size; r++) d->weights[r] = 1.0;
-    return fixed_order_reduce(d, __func__, x, n, 1, 1.0);
+    d->scale = 1.0;
+    return fixed_order_reduce(d, __func__, x, n, 1);
 }
 
 int fxp_dist_agree(fxp_dist *d, int status, int *failed_rank)
