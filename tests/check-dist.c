@@ -159,7 +159,8 @@ static void test_errors(fxp_ctx *ctx, fxp_dist *d)
         int same = -1;
         FAILS(fxp_dist_params_identical(d, ps2, &same), FXP_EMISMATCH, ctx);
         CHECK(same == 0, "identical = %d after a layout mismatch", same);
-        if (g_rank == last) OK(fxp_params_add(ps2, "more", FXP_PARAM_TRAINABLE, 1, (int[]){ 2 }, &p));
+        if (g_rank == last)
+            OK(fxp_params_add(ps2, "more", FXP_PARAM_TRAINABLE, 1, (int[]){ 2 }, &p));
         FAILS(fxp_dist_grad_weighted(d, ps2, 1), FXP_EMISMATCH, ctx);
     }
     /* same names, different shapes but equal sizes: caught by the layout hash */
@@ -537,8 +538,8 @@ static void test_train(fxp_ctx *ctx, fxp_dist *d, int B, int weighted, double ep
         const int bitwise =
             !memcmp(fxp_params_data(dr.ps, FXP_PARAM_TRAINABLE),
                     fxp_params_data(ref.ps, FXP_PARAM_TRAINABLE), nt * sizeof(float)) &&
-            !memcmp(fxp_params_data(dr.ps, FXP_PARAM_STATE), fxp_params_data(ref.ps, FXP_PARAM_STATE),
-                    ns * sizeof(float));
+            !memcmp(fxp_params_data(dr.ps, FXP_PARAM_STATE),
+                    fxp_params_data(ref.ps, FXP_PARAM_STATE), ns * sizeof(float));
         /* One process sums the batch in its kernels' order, K ranks in shards
          * and then across ranks: float rounding, ~1e-7 of the gradient's
          * scale (measured 1e-6 at most); after 12 steps with eps = 1e-3 the

@@ -66,7 +66,7 @@ static int mpi_fail(fxp_dist *d, const char *func, const char *what, int err)
 
 /* Run an MPI call; on failure set rc = FXP_EIO with MPI's message and jump
  * to `out`. */
-#define MPI_TRY(d, call)                                                     \
+#define TRY_MPI(d, call)                                                     \
     do {                                                                     \
         int e_ = (call);                                                     \
         if (e_ != MPI_SUCCESS) {                                             \
@@ -104,7 +104,8 @@ int fxp_dist_new(fxp_ctx *ctx, const void *comm, fxp_dist **out)
     MPI_Finalized(&fin);
     if (!init || fin)
         return FXP_ERR(ctx, FXP_ESTATE, "MPI is %s: call MPI_Init_thread before fxp_dist_new and "
-                       "MPI_Finalize after fxp_dist_free", fin ? "already finalised" : "not initialised");
+                       "MPI_Finalize after fxp_dist_free",
+                       fin ? "already finalised" : "not initialised");
     const MPI_Comm c = *(const MPI_Comm *)comm;
     if (c == MPI_COMM_NULL) return FXP_ERR(ctx, FXP_EINVAL, "comm is MPI_COMM_NULL");
     int inter = 0, rc = FXP_OK;
@@ -112,16 +113,16 @@ int fxp_dist_new(fxp_ctx *ctx, const void *comm, fxp_dist **out)
     if (!d) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate a handle");
     d->ctx = ctx;
     d->comm = MPI_COMM_NULL;
-    MPI_TRY(d, MPI_Comm_test_inter(c, &inter));
+    TRY_MPI(d, MPI_Comm_test_inter(c, &inter));
     if (inter) {
         rc = FXP_ERR(ctx, FXP_EINVAL, "comm is an intercommunicator; pass an intracommunicator");
         goto out;
     }
     /* Errors of the duplication itself still go to c's handler. */
-    MPI_TRY(d, MPI_Comm_dup(c, &d->comm));
-    MPI_TRY(d, MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN));
-    MPI_TRY(d, MPI_Comm_rank(d->comm, &d->rank));
-    MPI_TRY(d, MPI_Comm_size(d->comm, &d->size));
+    TRY_MPI(d, MPI_Comm_dup(c, &d->comm));
+    TRY_MPI(d, MPI_Comm_set_errhandler(d->comm, MPI_ERRORS_RETURN));
+    TRY_MPI(d, MPI_Comm_rank(d->comm, &d->rank));
+    TRY_MPI(d, MPI_Comm_size(d->comm, &d->size));
     const size_t k = (size_t)d->size;
     d->counts = malloc(5 * k * sizeof(int));
     d->exch = malloc(2 * k * sizeof(int64_t));
@@ -219,10 +220,11 @@ static void combine(fxp_dist *d, int is_f64, void *out, const void *in, size_t s
 
 /* data[0..n) of float (is_f64 = 0) or double (1) on every rank becomes the
  * combination above of all ranks' data, on every rank; d->weights holds
- * w_r and d->scale s (at least one w_r must be nonzero).  Small blocks: one allgather, every rank combines all n elements.
- * Large blocks: chunk r (fxp_dist_shard(n, K, r)) of every rank goes to
- * rank r (alltoallv), rank r combines it, and an in-place allgatherv
- * distributes the finished chunks.  Both paths evaluate the same expression
+ * w_r and d->scale s (at least one w_r must be nonzero).  Small blocks: one
+ * allgather, every rank combines all n elements.  Large blocks: chunk r
+ * (fxp_dist_shard(n, K, r)) of every rank goes to rank r (alltoallv), rank
+ * r combines it, and an in-place allgatherv distributes the finished
+ * chunks.  Both paths evaluate the same expression
  * per element, so the choice changes nothing but the cost. */
 static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t n, int is_f64)
 {
@@ -236,7 +238,7 @@ static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t 
                         "can address (%d)", n, INT_MAX - K);
     if (n * (size_t)K * es <= DIST_SMALL_BYTES) {
         FXP_TRY(reserve(d, func, n * (size_t)K * es));
-        MPI_TRY(d, MPI_Allgather(data, (int)n, type, d->scratch, (int)n, type, d->comm));
+        TRY_MPI(d, MPI_Allgather(data, (int)n, type, d->scratch, (int)n, type, d->comm));
         combine(d, is_f64, data, d->scratch, n, n);
         return FXP_OK;
     }
@@ -252,11 +254,11 @@ static int fixed_order_reduce(fxp_dist *d, const char *func, void *data, size_t 
         d->rdispls[r] = r * mine; /* < n + K <= INT_MAX, checked above */
     }
     FXP_TRY(reserve(d, func, (size_t)K * (size_t)mine * es));
-    MPI_TRY(d, MPI_Alltoallv(data, d->counts, d->displs, type, d->scratch, d->rcounts,
+    TRY_MPI(d, MPI_Alltoallv(data, d->counts, d->displs, type, d->scratch, d->rcounts,
                              d->rdispls, type, d->comm));
     char *my_chunk = (char *)data + (size_t)d->displs[d->rank] * es;
     combine(d, is_f64, my_chunk, d->scratch, (size_t)mine, (size_t)mine);
-    MPI_TRY(d, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, d->counts, d->displs,
+    TRY_MPI(d, MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, d->counts, d->displs,
                               type, d->comm));
 out:
     return rc;
@@ -304,7 +306,7 @@ int fxp_dist_grad_weighted(fxp_dist *d, fxp_params *ps, int64_t count)
     const size_t n = fxp_params_size(ps, FXP_PARAM_TRAINABLE);
     int64_t mine[2] = { count, (int64_t)n };
     if (K > 1) {
-        MPI_TRY(d, MPI_Allgather(mine, 2, MPI_INT64_T, d->exch, 2, MPI_INT64_T, d->comm));
+        TRY_MPI(d, MPI_Allgather(mine, 2, MPI_INT64_T, d->exch, 2, MPI_INT64_T, d->comm));
     } else {
         memcpy(d->exch, mine, sizeof mine);
     }
@@ -366,13 +368,13 @@ static int check_layout(fxp_dist *d, const char *func, const fxp_params *ps, int
     }
     int64_t mine[2] = { (int64_t)fxp_params_size(ps, FXP_PARAM_TRAINABLE),
                         (int64_t)fxp_params_size(ps, FXP_PARAM_STATE) };
-    uint64_t all_h_local[1] = { h };
+    uint64_t mine_h = h;
     int rc = FXP_OK;
     const int K = d->size;
     FXP_TRY(reserve(d, func, (size_t)K * sizeof(uint64_t)));
     uint64_t *hs = d->scratch;
-    MPI_TRY(d, MPI_Allgather(mine, 2, MPI_INT64_T, d->exch, 2, MPI_INT64_T, d->comm));
-    MPI_TRY(d, MPI_Allgather(all_h_local, 1, MPI_UINT64_T, hs, 1, MPI_UINT64_T, d->comm));
+    TRY_MPI(d, MPI_Allgather(mine, 2, MPI_INT64_T, d->exch, 2, MPI_INT64_T, d->comm));
+    TRY_MPI(d, MPI_Allgather(&mine_h, 1, MPI_UINT64_T, hs, 1, MPI_UINT64_T, d->comm));
     for (int r = 0; r < K; r++) {
         if (d->exch[2 * r] != d->exch[2 * root] || d->exch[2 * r + 1] != d->exch[2 * root + 1] ||
             hs[r] != hs[root])
@@ -443,7 +445,7 @@ int fxp_dist_params_identical(fxp_dist *d, const fxp_params *ps, int *identical)
         if (memcmp(d->scratch, mine, n * sizeof(float)) != 0) same = 0;
     }
     int all = 0;
-    MPI_TRY(d, MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, d->comm));
+    TRY_MPI(d, MPI_Allreduce(&same, &all, 1, MPI_INT, MPI_MIN, d->comm));
     *identical = all;
     mark_checked(d, fxp_params_size(ps, FXP_PARAM_TRAINABLE));
 out:
@@ -493,7 +495,7 @@ int fxp_dist_agree(fxp_dist *d, int status, int *failed_rank)
     int *all = NULL;
     FXP_TRY(reserve(d, __func__, (size_t)d->size * sizeof(int)));
     all = d->scratch;
-    MPI_TRY(d, MPI_Allgather(&status, 1, MPI_INT, all, 1, MPI_INT, d->comm));
+    TRY_MPI(d, MPI_Allgather(&status, 1, MPI_INT, all, 1, MPI_INT, d->comm));
     if (!failed_rank) return FXP_ERR(d->ctx, FXP_EINVAL, "failed_rank is NULL");
     for (int r = 0; r < d->size; r++)
         if (all[r] < 0) {
@@ -514,24 +516,29 @@ struct fxp_dist {
 
 int fxp_dist_available(void) { return 0; }
 
-static int unsupported(const char *func)
+static int unsupported_ctx(fxp_ctx *ctx, const char *func)
 {
-    return fxp__err(NULL, FXP_EUNSUPPORTED, func, "libflowexp was built without MPI "
+    return fxp__err(ctx, FXP_EUNSUPPORTED, func, "libflowexp was built without MPI "
                     "(meson -Dmpi=enabled needs an MPI such as Debian's libopenmpi-dev)");
 }
+
+static int unsupported(const char *func) { return unsupported_ctx(NULL, func); }
 
 int fxp_dist_new(fxp_ctx *ctx, const void *comm, fxp_dist **out)
 {
     (void)comm;
     if (out) *out = NULL;
-    return fxp__err(ctx, FXP_EUNSUPPORTED, __func__, "libflowexp was built without MPI "
-                    "(meson -Dmpi=enabled needs an MPI such as Debian's libopenmpi-dev)");
+    return unsupported_ctx(ctx, __func__);
 }
 
 void fxp_dist_free(fxp_dist *d) { (void)d; }
 int fxp_dist_rank(const fxp_dist *d) { (void)d; return 0; }
 int fxp_dist_size(const fxp_dist *d) { (void)d; return 1; }
-int fxp_dist_grad_mean(fxp_dist *d, fxp_params *ps) { (void)d, (void)ps; return unsupported(__func__); }
+int fxp_dist_grad_mean(fxp_dist *d, fxp_params *ps)
+{
+    (void)d, (void)ps;
+    return unsupported(__func__);
+}
 int fxp_dist_grad_weighted(fxp_dist *d, fxp_params *ps, int64_t count)
 {
     (void)d, (void)ps, (void)count;
@@ -547,7 +554,11 @@ int fxp_dist_bcast(fxp_dist *d, void *buf, size_t count, fxp_dist_type type, int
     (void)d, (void)buf, (void)count, (void)type, (void)root;
     return unsupported(__func__);
 }
-int fxp_dist_sum(fxp_dist *d, double *x, size_t n) { (void)d, (void)x, (void)n; return unsupported(__func__); }
+int fxp_dist_sum(fxp_dist *d, double *x, size_t n)
+{
+    (void)d, (void)x, (void)n;
+    return unsupported(__func__);
+}
 int fxp_dist_params_identical(fxp_dist *d, const fxp_params *ps, int *identical)
 {
     (void)d, (void)ps;
