@@ -26,5 +26,6 @@
 #include "flowexp/layers.h"
 #include "flowexp/image.h"
 #include "flowexp/imageflow.h"
+#include "flowexp/dist.h"
 
 #endif

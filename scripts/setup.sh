@@ -11,9 +11,13 @@ cd "$(dirname "$0")/.."
 
 # Build dependencies from Debian 12. The OpenMP build of OpenBLAS matters: the
 # pthread build oversubscribes the cores inside OpenMP regions.  cairo draws
-# the tools' figures (PNG, SVG, PDF); the library does not use it.
+# the tools' figures (PNG, SVG, PDF); the library does not use it.  Open MPI
+# (headers and pkg-config file; mpirun to launch) builds the data-parallel API
+# (flowexp/dist.h, meson option mpi=auto): a build dependency, not a test-only
+# one, so that every build can train on clusters; the suite's MPI test skips
+# itself where mpirun is missing.
 pkgs="gcc libc6-dev meson ninja-build pkg-config libopenblas-openmp-dev libopenblas0-openmp
-      libhdf5-dev check zlib1g-dev libcairo2-dev"
+      libhdf5-dev check zlib1g-dev libcairo2-dev libopenmpi-dev openmpi-bin"
 if [ "${1:-}" = tests ]; then pkgs="$pkgs python3-h5py python3-numpy dataset-fashion-mnist"; fi
 missing=""
 for p in $pkgs; do

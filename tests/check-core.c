@@ -346,6 +346,46 @@ START_TEST(test_tape_param_grads_accumulate)
 }
 END_TEST
 
+/* dist.h outside mpirun (the MPI runs are check-dist.c): the shard split is
+ * pure, and without MPI (or before MPI_Init) no handle can be had. */
+START_TEST(test_dist_without_mpi)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    int64_t off, cnt, next = 0;
+    for (int r = 0; r < 4; r++) {
+        fxp_dist_shard(10, 4, r, &off, &cnt);
+        ck_assert_int_eq(off, next);
+        ck_assert_int_eq(cnt, r < 2 ? 3 : 2);
+        next += cnt;
+    }
+    ck_assert_int_eq(next, 10);
+    fxp_dist *d = (fxp_dist *)1;
+    const int comm = 0; /* never read: both failures come first */
+    ck_assert_fails(fxp_dist_new(ctx, &comm, &d), fxp_dist_available() ? FXP_ESTATE
+                                                                         : FXP_EUNSUPPORTED, ctx);
+    ck_assert_ptr_null(d);
+    ck_assert_int_eq(fxp_dist_rank(NULL), 0);
+    ck_assert_int_eq(fxp_dist_size(NULL), 1);
+    fxp_dist_free(NULL);
+    if (!fxp_dist_available()) {
+        fxp_params *ps;
+        ck_assert_ok(fxp_params_new(ctx, &ps));
+        double x = 1;
+        int failed = 0;
+        ck_assert_fails(fxp_dist_grad_mean(NULL, ps), FXP_EUNSUPPORTED, NULL);
+        ck_assert_fails(fxp_dist_grad_weighted(NULL, ps, 1), FXP_EUNSUPPORTED, NULL);
+        ck_assert_fails(fxp_dist_bcast_params(NULL, ps, 0), FXP_EUNSUPPORTED, NULL);
+        ck_assert_fails(fxp_dist_bcast(NULL, &x, 1, FXP_DIST_DOUBLE, 0), FXP_EUNSUPPORTED, NULL);
+        ck_assert_fails(fxp_dist_sum(NULL, &x, 1), FXP_EUNSUPPORTED, NULL);
+        ck_assert_fails(fxp_dist_params_identical(NULL, ps, &failed), FXP_EUNSUPPORTED, NULL);
+        ck_assert_fails(fxp_dist_agree(NULL, 0, &failed), FXP_EUNSUPPORTED, NULL);
+        ck_assert_int_eq(failed, -1);
+        fxp_params_free(ps);
+    }
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *core_suite(void)
 {
     Suite *s = suite_create("core");
@@ -361,6 +401,7 @@ static Suite *core_suite(void)
     tcase_add_test(tc, test_arena_reuse);
     tcase_add_test(tc, test_tape_backward_and_gradcheck);
     tcase_add_test(tc, test_tape_param_grads_accumulate);
+    tcase_add_test(tc, test_dist_without_mpi);
     suite_add_tcase(s, tc);
     return s;
 }
