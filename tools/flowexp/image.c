@@ -325,13 +325,13 @@ int cmd_train_image(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *out = NULL, *config = NULL;
     int seed = 0, threads = 0, steps = 0, batch = 0, resume = 0, quiet = 0, eval_every = 0,
-        valid_n = 0, force = 0;
+        valid_n = 0, force = 0, list_keys = 0;
     double lr = 0, time_limit = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
         { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp", 0, 0, NULL, 0, 0 },
-        { "data", ARG_STRING, &data, "F.h5", "image dataset (flowexp data cifar10 | fashion-mnist)", 0, 0, NULL, 1, 0 },
-        { "out", ARG_STRING, &out, "DIR", "run directory (checkpoint.h5, best.h5, log.csv)", 0, 0, NULL, 1, 0 },
+        { "data", ARG_STRING, &data, "F.h5", "image dataset (flowexp data cifar10 | fashion-mnist)", 0, 0, NULL, 0, 0 },
+        { "out", ARG_STRING, &out, "DIR", "run directory (checkpoint.h5, best.h5, log.csv)", 0, 0, NULL, 0, 0 },
         { "config", ARG_STRING, &config, "FILE", "config file of key = value lines", 0, 0, NULL, 0, 0 },
         { "set", ARG_LIST, &sets, "KEY=VALUE", "override one configuration key (repeatable)", 0, 0, NULL, 0, 0 },
         { "seed", ARG_INT, &seed, "S", "seed of initialisation, batches, augmentation and noise (default 0)", 0, 2147483647, NULL, 0, 0 },
@@ -345,6 +345,7 @@ int cmd_train_image(int argc, char **argv)
         { "resume", ARG_FLAG, &resume, NULL, "continue from DIR/checkpoint.h5 with its configuration", 0, 0, NULL, 0, 0 },
         { "force", ARG_FLAG, &force, NULL, "start afresh even if DIR holds a run", 0, 0, NULL, 0, 0 },
         { "quiet", ARG_FLAG, &quiet, NULL, "no progress output", 0, 0, NULL, 0, 0 },
+        { "list-keys", ARG_FLAG, &list_keys, NULL, "print the configuration keys of --model with their defaults and meaning", 0, 0, NULL, 0, 0 },
     };
     const int n_specs = (int)(sizeof specs / sizeof specs[0]);
     char err[512];
@@ -352,6 +353,22 @@ int cmd_train_image(int argc, char **argv)
     if (args_parse(specs, n_specs, argc, argv, NULL, 0, NULL, &help, err, sizeof err) < 0) {
         tool_error("train", "%s", err);
         return EXIT_USAGE;
+    }
+    if (list_keys) {
+        fxp_image_model_config c;
+        if (!model || fxp_image_model_config_preset(&c, model) < 0) {
+            tool_error("train", "--list-keys needs --model (an image model)");
+            return EXIT_USAGE;
+        }
+        printf("configuration keys of %s (--set KEY=VALUE, or KEY = VALUE lines in --config):\n",
+               model);
+        for (int i = 0; i < fxp_image_model_config_n_keys(); i++) {
+            char v[64];
+            const char *k = fxp_image_model_config_key(i);
+            fxp_image_model_config_get(&c, k, v, sizeof v);
+            printf("  %-20s %-12s %s\n", k, v, fxp_image_model_config_key_help(i));
+        }
+        return 0;
     }
     if (help) {
         args_print_help("flowexp train --model flow-convexp --data F.h5 --out DIR [options]",
@@ -362,6 +379,10 @@ int cmd_train_image(int argc, char **argv)
                         "bit-identically at the same thread count.  Keys: flowexp train --model M --list-keys",
                         specs, n_specs);
         return 0;
+    }
+    if (!data || !out) {
+        tool_error("train", "--data and --out are required");
+        return EXIT_USAGE;
     }
     if (!resume && !model) {
         tool_error("train", "--model is required (unless --resume)");
