@@ -816,6 +816,16 @@ START_TEST(test_config_keys)
     }
     ck_assert_ptr_null(fxp_graph_model_config_key(-1));
     ck_assert_ptr_null(fxp_graph_model_config_key(fxp_graph_model_config_n_keys()));
+    /* every key has a one-line meaning; named values are listed in it */
+    for (int i = 0; i < fxp_graph_model_config_n_keys(); i++) {
+        const char *help = fxp_graph_model_config_key_help(i);
+        ck_assert_ptr_nonnull(help);
+        ck_assert_int_gt((int)strlen(help), 10);
+        ck_assert_ptr_null(strchr(help, '\n'));
+    }
+    ck_assert_ptr_nonnull(strstr(fxp_graph_model_config_key_help(0), "gnf-gce"));
+    ck_assert_ptr_null(fxp_graph_model_config_key_help(-1));
+    ck_assert_ptr_null(fxp_graph_model_config_key_help(fxp_graph_model_config_n_keys()));
     fxp_graph_model_config c;
     fxp_graph_model_config_default(&c, FXP_GRAPH_MODEL_COUPLING);
     char buf[32];

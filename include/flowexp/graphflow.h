@@ -93,9 +93,13 @@ FXP_API int fxp_graph_model_kind_parse(const char *name, fxp_graph_model_kind *k
  * fxp_graph_model_config_get writes the text form into buf (always
  * NUL-terminated; FXP_EINVAL if it does not fit).
  * Keys are enumerated by index: fxp_graph_model_config_key(i) for
- * i = 0 .. fxp_graph_model_config_n_keys()-1 (NULL outside). Thread-safe. */
+ * i = 0 .. fxp_graph_model_config_n_keys()-1 (NULL outside), and
+ * fxp_graph_model_config_key_help(i) says in one line what key i means
+ * (with its named values; NULL outside).  The strings are static.
+ * Thread-safe. */
 FXP_API int fxp_graph_model_config_n_keys(void);
 FXP_API const char *fxp_graph_model_config_key(int i);
+FXP_API const char *fxp_graph_model_config_key_help(int i);
 FXP_API int fxp_graph_model_config_set(fxp_graph_model_config *cfg, const char *key,
                                        const char *value);
 FXP_API int fxp_graph_model_config_get(const fxp_graph_model_config *cfg, const char *key,
