@@ -31,7 +31,8 @@ log_rows() { cut -d, -f1-5 "$1"; }   # without the wall-time column
 # eval and checkpoint schedules that do not coincide: the running training
 # loss and the log must survive a stop between them
 run="--data $T/d.h5 --threads 1 --quiet --eval-every 10 --ckpt-every 7"
-net="--model gnf-gce --seed 3 --set batch=32 --set couplings=2 --set hidden=16"
+# an lr with more digits than a float holds: the checkpoint must keep them all
+net="--model gnf-gce --seed 3 --set batch=32 --set couplings=2 --set hidden=16 --lr 0.0031234567890123"
 
 t0=$(date +%s%N)
 expect 0 "uninterrupted run" -- "$F" train $net $run --steps 240 --out "$T/ref"

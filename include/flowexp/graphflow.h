@@ -81,8 +81,9 @@ FXP_API const char *fxp_graph_model_kind_name(fxp_graph_model_kind kind);
 FXP_API int fxp_graph_model_kind_parse(const char *name, fxp_graph_model_kind *kind);
 
 /* Key/value access.  Keys are the names in the struct comment; values are
- * text: integers, floats (parsed with strtod, printed with %.9g so that a
- * get/set round trip is exact), and names for kind ("coupling" | "gnf" |
+ * text: integers, floats (parsed with strtod, printed with the fewest
+ * digits that read back as the same float or double, so that a get/set
+ * round trip is exact), and names for kind ("coupling" | "gnf" |
  * "gnf-gce"), messages ("mean" = FXP_GRAPH_COND_MP, "attention" =
  * FXP_GRAPH_COND_ATTN, "edge" = FXP_GRAPH_COND_EDGE), act ("relu" | "tanh" |
  * "softplus") and base ("normal" | "diag").  fxp_graph_model_config_set parses and range-checks one value:

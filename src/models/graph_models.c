@@ -207,7 +207,17 @@ int fxp_graph_model_config_get(const fxp_graph_model_config *cfg, const char *ke
         break;
     case T_MSG: n = snprintf(buf, size, "%s", v >= 1 && v <= 3 ? msg_names[(int)v] : ""); break;
     case T_INT: n = snprintf(buf, size, "%d", (int)v); break;
-    default: n = snprintf(buf, size, "%.9g", v); break;
+    default: {
+        /* the shortest text that reads back as the same value: float fields
+         * need at most 9 digits, double fields (lr, lr_decay, clip_norm) 17 */
+        const int max = k->type == T_FLOAT ? 9 : 17;
+        for (int digits = k->type == T_FLOAT ? 6 : 15;; digits++) {
+            n = snprintf(buf, size, "%.*g", digits, v);
+            const double back = strtod(buf, NULL);
+            if (digits == max || (k->type == T_FLOAT ? (float)back == (float)v : back == v)) break;
+        }
+        break;
+    }
     }
     if (n < 0 || (size_t)n >= size)
         return FXP_ERR(NULL, FXP_EINVAL, "%s: value does not fit %zu bytes", key, size);
