@@ -604,7 +604,6 @@ int cmd_train(int argc, char **argv)
         st.window_loss += loss;
         st.window_steps++;
         st.train_seconds = prior_seconds + (progress_now() - t0);
-        if (!o.quiet) progress_update(&pr, st.step, loss, pr.tty ? 0 : st.eval_every);
         if (o.time_limit > 0 && progress_now() - t0 >= o.time_limit) stop_reason = 1;
         if (interrupted) stop_reason = 2;
         if (st.step % st.eval_every == 0 || st.step == total) {
@@ -642,6 +641,8 @@ int cmd_train(int argc, char **argv)
             }
             saved_ckpt = 1;
         }
+        /* after the validation, so that a line shows its share */
+        if (!o.quiet) progress_update(&pr, st.step, loss, pr.tty ? 0 : st.eval_every);
         if (stop_reason) break;
     }
     if (!o.quiet) progress_done(&pr);
@@ -656,8 +657,10 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
     }
-    printf("trained %s: step %lld, %.1f s; valid NLL %.4f nats/node", fxp_graph_model_kind_name(cfg.kind),
-           st.step, st.train_seconds, last_valid);
+    const double run_seconds = progress_now() - t0;
+    printf("trained %s: step %lld, %.1f s (validation %.0f%% of this invocation); valid NLL %.4f "
+           "nats/node", fxp_graph_model_kind_name(cfg.kind), st.step, st.train_seconds,
+           run_seconds > 0 ? 100 * pr.valid_seconds / run_seconds : 0.0, last_valid);
     if (st.best_step >= 0) printf(" (best %.4f at step %lld)", st.best_valid, st.best_step);
     if (isfinite(st.entropy)) printf("; dataset entropy %.4f", st.entropy);
     printf("\ncheckpoint: %s\n", files.ckpt);
