@@ -48,7 +48,8 @@ int cmd_sample(int argc, char **argv)
                         "Graphs are drawn and written in batches (memory does not grow with N); the\n"
                         "disk space of the whole output is reserved first, so an output that cannot\n"
                         "fit fails at once. The plot shows at most 5000 graphs of each kind. On any\n"
-                        "failure no output is left (an existing S.h5 stays as it was).",
+                        "failure no output is left (an existing S.h5 stays as it was); temporaries\n"
+                        "S.h5.tmp.PID of killed sample runs (PID gone) are removed.",
                         specs, n_specs);
         return 0;
     }
@@ -94,6 +95,15 @@ int cmd_sample(int argc, char **argv)
                        "has %d", data, ref.ndim == 3 ? ref.shape[2] : 0, cfg.features);
             goto done;
         }
+    }
+    /* a killed sample run leaves its temporary with the whole output's space
+     * reserved: remove those of dead processes for this output */
+    {
+        char dir[4096];
+        const char *slash = strrchr(out, '/');
+        if (!slash) snprintf(dir, sizeof dir, ".");
+        else snprintf(dir, sizeof dir, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+        store_remove_stale_temporaries(dir, slash ? slash + 1 : out);
     }
     const int B = n < tool_eval_batch(nodes) ? n : tool_eval_batch(nodes), keep = png ? (n < PLOT_MAX_GRAPHS ? n : PLOT_MAX_GRAPHS) : 0;
     fxp_rng rng;

@@ -10,7 +10,6 @@
  * eval_every, ckpt_every, data, the running training loss), validation and
  * log rows happen on the eval_every schedule only, and on resumption the log
  * is cut back to the checkpoint's step. */
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -81,39 +80,6 @@ static int run_files_init(run_files *f, const char *dir)
                    join(f->log, sizeof f->log, dir, "log.csv") < 0
                ? -1
                : 0;
-}
-
-/* 1 if a process with this pid exists (EPERM: it exists, owned by another user). */
-static int pid_alive(long pid)
-{
-    if (pid <= 0 || pid != (long)(pid_t)pid) return 0;
-    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
-}
-
-/* Remove the temporaries "<name>.h5.tmp.<pid>" and "log.csv.tmp.<pid>" of
- * dir whose writer is gone (a kill during a save leaves them); files of a
- * live process (another run writing there) are kept.  Returns the count. */
-static int remove_stale_temporaries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (!d) return 0;
-    int removed = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        const char *t = strstr(e->d_name, ".tmp.");
-        if (!t) continue;
-        const size_t stem = (size_t)(t - e->d_name);
-        const int ours = (stem > 3 && !strncmp(t - 3, ".h5", 3)) ||
-                         (stem == 7 && !strncmp(e->d_name, "log.csv", 7));
-        char *end;
-        errno = 0;
-        const long pid = strtol(t + 5, &end, 10);
-        if (!ours || t[5] < '0' || t[5] > '9' || *end || errno || pid_alive(pid)) continue;
-        char path[4096];
-        if (join(path, sizeof path, dir, e->d_name) == 0 && unlink(path) == 0) removed++;
-    }
-    closedir(d);
-    return removed;
 }
 
 /* Bytes free for us on the file system holding path's directory (-1: unknown). */
@@ -545,7 +511,7 @@ int cmd_train(int argc, char **argv)
         tool_error("train", "cannot create %s: %s", o.out, strerror(errno));
         goto done;
     }
-    const int stale = remove_stale_temporaries(o.out);
+    const int stale = store_remove_stale_temporaries(o.out, NULL);
     if (stale && !o.quiet)
         fprintf(stderr, "flowexp train: removed %d temporary file(s) left in %s by a killed run\n",
                 stale, o.out);

@@ -1,10 +1,13 @@
 /* The flowexp program's files on top of the library's HDF5 I/O (io.h).
  * Everything read from a file is validated before use. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store.h"
 #include "text.h"
@@ -16,6 +19,39 @@ void run_state_init(run_state *st, unsigned long long seed)
     st->best_valid = INFINITY;
     st->best_step = -1;
     st->entropy = NAN;
+}
+
+/* 1 if a process with this pid exists (EPERM: it exists, owned by another user). */
+static int pid_alive(long pid)
+{
+    if (pid <= 0 || pid != (long)(pid_t)pid) return 0;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int store_remove_stale_temporaries(const char *dir, const char *stem)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int removed = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t) continue;
+        const size_t len = (size_t)(t - e->d_name);
+        const int ours = stem ? strlen(stem) == len && !strncmp(e->d_name, stem, len)
+                              : (len > 3 && !strncmp(t - 3, ".h5", 3)) ||
+                                    (len == 7 && !strncmp(e->d_name, "log.csv", 7));
+        char *end;
+        errno = 0;
+        const long pid = strtol(t + 5, &end, 10);
+        if (!ours || t[5] < '0' || t[5] > '9' || *end || errno || pid_alive(pid)) continue;
+        char path[4096];
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&
+            unlink(path) == 0)
+            removed++;
+    }
+    closedir(d);
+    return removed;
 }
 
 int store_read_split(fxp_ctx *ctx, const char *path, const char *split, fxp_tensor *out)

@@ -35,6 +35,13 @@ void run_state_init(run_state *st, unsigned long long seed);
 /* Key flags of store_read_config's *seen: which run.* keys the file held. */
 enum { RUN_SEEN_CORE = 1, RUN_SEEN_ALL = 2 };
 
+/* Remove the temporaries "<name>.tmp.<pid>" in dir (writes atomic by
+ * rename leave them when killed) whose process no longer exists; those of a
+ * live process (a writer at work) are kept.  stem NULL: the files of a run
+ * directory ("*.h5.tmp.PID" and "log.csv.tmp.PID"); otherwise only
+ * "<stem>.tmp.PID".  Returns how many were removed. */
+int store_remove_stale_temporaries(const char *dir, const char *stem);
+
 /* One split [n, N, F] of an HDF5 file as an owning tensor. */
 int store_read_split(fxp_ctx *ctx, const char *path, const char *split, fxp_tensor *out);
 
