@@ -80,18 +80,23 @@ FXP_API int fxp_householder1x1_new(struct fxp_ctx *ctx, fxp_params *ps, const ch
  * lower triangular including the diagonal (output o sees inputs c <= o).
  * In raster order (row, column, channel) its matrix is triangular, so
  *   logdet = H W (log|det W| + sum_k sum_c log|K_k[c, c, 1, 1]|).
- * (Computed as a 3x3 same-padded convolution with the last row and column
- * zero.)  The inverse undoes each part in reverse order; S^-1 is a
- * sequential solve: pixels in raster order, channels in order, in double
- * precision, vectorised across 8 images at a time and threaded over blocks
- * of images (pixels on one anti-diagonal are independent too, but the batch
- * gives enough parallel work).  Its gradient (for an inverse recorded on a
- * tape) is the transposed solve in reverse order: dL/dz = A^-T g, dL/dK =
- * -(the convolution weight gradient of A^-T g against x), dL/db = -sum A^-T g.
+ * (Each S is computed as a 3x3 same-padded convolution whose last row and
+ * column are zero; Flip(S_1(Flip(.))) as S_1 with its kernel rotated by 180
+ * degrees, so no data is flipped.)  The inverse undoes each part in reverse
+ * order; S^-1 is a sequential solve: pixels in raster order, channels in
+ * order, in double precision, vectorised across 8 images at a time and
+ * threaded over blocks of 8 images, with the same result for any thread
+ * count (pixels on one anti-diagonal are independent too, but the batch
+ * gives the threads enough work).  Its gradient (for an inverse recorded
+ * on a tape) is the transposed solve in reverse order: dL/dz = A^-T g,
+ * dL/dK = -(the convolution weight gradient of A^-T g against x), dL/db =
+ * -sum A^-T g.
  * Parameters "<name>/conv1x1/weight" [C, C] (as fxp_conv1x1_new),
- * "<name>/ar0/weight", "<name>/ar1/weight" [C, C, 2, 2] (K; the authors'
- * `weight`, used times the mask, so masked entries are ignored and get no
- * gradient), "<name>/ar0/bias", "<name>/ar1/bias" [C] (b).  Initialisation
+ * "<name>/ar0/weight", "<name>/ar1/weight" [C, C, 2, 2] (K of S_0, S_1,
+ * used times the mask, so masked entries are ignored and get no gradient),
+ * "<name>/ar0/bias", "<name>/ar1/bias" [C] (b); in the authors' state_dict
+ * transformations.0.W, transformations.1.weight / .bias and
+ * transformations.3.weight / .bias (their `mask` buffer is fixed).  Initialisation
  * as the authors': K ~ N(0, 1) / sqrt(4 C^2) plus 1 on K[c, c, 1, 1], b = 0.
  * Cost: forward a 1x1 GEMM and two 3x3 convolutions (4 of whose 9 taps are
  * non-zero); inverse about 2 x 3.5 C multiply-adds per element in double,
@@ -107,7 +112,7 @@ FXP_API int fxp_emerging_new(struct fxp_ctx *ctx, fxp_params *ps, const char *na
  *   inverse: h_row = z_row (I_N - U (I_r + V U)^-1 V)^T, then x = W^-1 h.
  * Parameters "<name>/conv1x1/weight" [C, C] (as fxp_conv1x1_new),
  * "<name>/U" [N, r] and "<name>/V" [r, N], initialised N(0, 1) / N (the
- * authors' woodbury_spatial.U, .V).  rank r >= 1 (the authors: 24).
+ * authors' conv1x1.W, woodbury_spatial.U, woodbury_spatial.V).  rank r >= 1 (the authors: 24).
  * Cost: 4 B C N r flops each way (products with U and V, never forming the
  * N x N matrix) plus O(r^2 N + r^3). */
 FXP_API int fxp_woodbury_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name, int channels,

@@ -1,8 +1,12 @@
 /* The emerging convolution (see mixing.h): a 1x1 convolution, then two
  * square autoregressive 2x2 convolutions, each followed by a flip of both
- * spatial axes.  The autoregressive parts are 3x3 same-padded convolutions
- * with their last row and column zero (square_ar.c); their inverse is the
- * sequential solve there. */
+ * spatial axes:  z = Flip(S_1(Flip(S_0(W x)))).  The autoregressive parts
+ * are 3x3 same-padded convolutions with their last row and column zero
+ * (square_ar.c), and Flip(S_1(Flip(.))) is S_1 in its reversed form (the
+ * kernel rotated by 180 degrees, reading the down-right neighbours; the
+ * bias is per channel), so neither direction moves data to flip it:
+ *   z = S_1'(S_0(W x)),   x = W^-1 S_0^-1(S_1'^-1(z)),
+ * the inverses being the sequential solves of square_ar.c. */
 #include <math.h>
 #include <stdlib.h>
 
@@ -14,8 +18,9 @@ typedef struct emerging_layer {
     fxp_param *w1x1, *k[2], *b[2];
 } emerging_layer;
 
-/* The masked 3x3 kernel and the bias of part s, and (if ld) its log|det|
- * H W sum_c log|K[c, c, 1, 1]| (entry 4 c (C + 1) + 3 of K [C, C, 2, 2]). */
+/* The masked 3x3 kernel of part s (reversed for s = 1), its bias, and its
+ * log|det| H W sum_c log|K[c, c, 1, 1]| (entry 4 c (C + 1) + 3 of
+ * K [C, C, 2, 2]). */
 static int ar_part(emerging_layer *l, fxp_tape *t, int s, fxp_var **k3, fxp_var **b,
                    fxp_var **ld)
 {
@@ -23,14 +28,14 @@ static int ar_part(emerging_layer *l, fxp_tape *t, int s, fxp_var **k3, fxp_var 
     int rc;
     FXP_TRY(fxp_tape_param(t, &k, l->k[s]));
     FXP_TRY(fxp_tape_param(t, b, l->b[s]));
-    FXP_TRY(fxp__square_ar_kernel(t, k, k3));
+    FXP_TRY(fxp__square_ar_kernel(t, k, s == 1, k3));
     FXP_TRY(fxp__logabs_entries(t, ld, k, l->c, 3, 4 * (int64_t)(l->c + 1),
                                 (float)l->h * (float)l->w, l->base.name));
 out:
     return rc;
 }
 
-/* z = Flip(S_1(Flip(S_0(W x)))). */
+/* z = S_1'(S_0(W x)) = Flip(S_1(Flip(S_0(W x)))). */
 static int emerging_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x,
                             fxp_var **z, fxp_var **logdet)
 {
@@ -43,7 +48,6 @@ static int emerging_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp
     for (int s = 0; s < 2; s++) {
         FXP_TRY(ar_part(l, t, s, &k3, &b, &ld));
         FXP_TRY(fxp_conv2d(t, &h, h, k3, b, NULL));
-        FXP_TRY(fxp_flip2d(t, &h, h));
         FXP_TRY(fxp_add(t, &total, total, ld));
     }
     FXP_TRY(fxp__mixing_logdet(t, x->value.shape[0], total, 1, logdet));
@@ -52,7 +56,7 @@ out:
     return rc;
 }
 
-/* x = W^-1 S_0^-1(Flip(S_1^-1(Flip(z)))). */
+/* x = W^-1 S_0^-1(S_1'^-1(z)). */
 static int emerging_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z,
                             fxp_var **x, fxp_var **logdet)
 {
@@ -63,8 +67,7 @@ static int emerging_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp
     FXP_TRY(fxp__mixing_check_x(f, z, l->c, l->h, l->w));
     for (int s = 1; s >= 0; s--) {
         FXP_TRY(ar_part(l, t, s, &k3, &b, &lds[s]));
-        FXP_TRY(fxp_flip2d(t, &h, h));
-        FXP_TRY(fxp__square_ar_solve(t, &h, h, k3, b));
+        FXP_TRY(fxp__square_ar_solve(t, &h, h, k3, b, s == 1));
     }
     FXP_TRY(fxp__conv1x1_apply(t, l->w1x1, 1, h, x, &total));
     for (int s = 0; s < 2; s++) FXP_TRY(fxp_add(t, &total, total, lds[s]));

@@ -47,22 +47,29 @@ int fxp__logabs_entries(fxp_tape *t, fxp_var **out, fxp_var *w, int n, int64_t o
 /* ---- square autoregressive convolution (square_ar.c) -----------------------
  * A 2x2 kernel K [C, C, 2, 2] with the autoregressive mask, as the 3x3
  * kernel of a same-padded convolution:
- *   out[o, c, a, d] = K[o, c, a, d] m[o, c, a, d] for a, d < 2, 0 elsewhere,
- *   m = 1 except m[o, c, 1, 1] = (c <= o).
- * Gradients go back to K times the mask. */
-int fxp__square_ar_kernel(fxp_tape *t, fxp_var *k2, fxp_var **k3);
+ *   K3[o, c, a, d] = K[o, c, a, d] m[o, c, a, d] for a, d < 2, 0 elsewhere,
+ *   m = 1 except m[o, c, 1, 1] = (c <= o),
+ * so conv(x; K3)[p] reads x at p and its up / left neighbours.  Reversed:
+ * K3[o, c, 2 - a, 2 - d] instead (the kernel rotated by 180 degrees), the
+ * same map conjugated by a flip of both spatial axes: conv(x; K3_rev) =
+ * Flip(conv(Flip(x); K3)).  Gradients go back to K times the mask. */
+int fxp__square_ar_kernel(fxp_tape *t, fxp_var *k2, int reversed, fxp_var **k3);
 
 /* Tape op: x = A^-1 (z - bias) for A = conv(.; K3) (zero "same" padding),
- * K3 [C, C, 3, 3] as fxp__square_ar_kernel makes it (only the taps [0,0],
- * [0,1], [1,0] and the lower triangle of [1,1] are read); z [B, C, H, W],
- * bias [C] or NULL.  Gradients to z, K3 and bias (see square_ar.c). */
-int fxp__square_ar_solve(fxp_tape *t, fxp_var **x, fxp_var *z, fxp_var *k3, fxp_var *bias);
+ * K3 [C, C, 3, 3] as fxp__square_ar_kernel makes it with the same
+ * `reversed` (only the three neighbour taps and the lower triangle of the
+ * centre are read); z [B, C, H, W], bias [C] or NULL.  Gradients to z, K3
+ * and bias (see square_ar.c). */
+int fxp__square_ar_solve(fxp_tape *t, fxp_var **x, fxp_var *z, fxp_var *k3, fxp_var *bias,
+                         int reversed);
 
 /* The raw solve (no tape): transpose == 0: out = A^-1 (rhs - bias);
- * transpose != 0: out = A^-T rhs (bias ignored).  Arrays as above; out must
- * not alias rhs.  FXP_ENUMERIC if a diagonal entry K3[c, c, 1, 1] is zero.
- * Threads over blocks of 8 images; deterministic for any thread count. */
-int fxp__square_ar_solve_raw(fxp_ctx *ctx, int transpose, int batch, int c, int h, int w,
-                             const float *k3, const float *rhs, const float *bias, float *out);
+ * transpose != 0: out = A^-T rhs (bias ignored); A in the reversed form if
+ * `reversed`.  Arrays as above; out must not alias rhs.  FXP_ENUMERIC if a
+ * diagonal entry K3[c, c, 1, 1] is zero.  Threads over blocks of 8 images;
+ * the result does not depend on the thread count. */
+int fxp__square_ar_solve_raw(fxp_ctx *ctx, int transpose, int reversed, int batch, int c, int h,
+                             int w, const float *k3, const float *rhs, const float *bias,
+                             float *out);
 
 #endif
