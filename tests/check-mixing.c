@@ -247,7 +247,8 @@ static void ref_sar_flip(const float *k, const float *bias, const double *in, do
     for (int bc = 0; bc < B * C; bc++)
         for (int i = 0; i < H; i++)
             for (int j = 0; j < W; j++)
-                out[((int64_t)bc * H + i) * W + j] = tmp[((int64_t)bc * H + H - 1 - i) * W + W - 1 - j];
+                out[((int64_t)bc * H + i) * W + j] =
+                    tmp[((int64_t)bc * H + H - 1 - i) * W + W - 1 - j];
     free(tmp);
 }
 
@@ -274,7 +275,8 @@ static double ref_matrix(fxp_params *ps, fxp_mixing_kind kind, const char *wname
         const float *P = param(ps, "mix/perm"), *lo = param(ps, "mix/lower"),
                     *up = param(ps, "mix/upper"), *sg = param(ps, "mix/sign"),
                     *ls = param(ps, "mix/log_s");
-        double *L = calloc((size_t)C * C, sizeof(double)), *U = calloc((size_t)C * C, sizeof(double)),
+        double *L = calloc((size_t)C * C, sizeof(double)),
+               *U = calloc((size_t)C * C, sizeof(double)),
                *Pd = malloc(sizeof(double) * C * C), *PL = malloc(sizeof(double) * C * C);
         for (int i = 0; i < C; i++)
             for (int j = 0; j < C; j++) {
@@ -326,7 +328,8 @@ static double ref_forward(fxp_params *ps, fxp_mixing_kind kind, const float *x, 
             const float *k = param(ps, kn);
             memcpy(h, z, sizeof(double) * n);
             ref_sar_flip(k, param(ps, bn), h, z, B, C, H, W);
-            for (int c = 0; c < C; c++) ld += HW * log(fabs((double)k[((c * C + c) * 2 + 1) * 2 + 1]));
+            for (int c = 0; c < C; c++)
+                ld += HW * log(fabs((double)k[((c * C + c) * 2 + 1) * 2 + 1]));
         }
     } else if (kind == FXP_MIXING_WOODBURY) {
         const float *U = param(ps, "mix/U"), *V = param(ps, "mix/V");
@@ -825,7 +828,8 @@ START_TEST(test_option_errors)
     char longname[300];
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
-    ck_assert_fails(fxp_flow_inverted_new(ctx, longname, inner, &f), FXP_EINVAL, ctx); /* frees inner */
+    /* fails, and frees inner */
+    ck_assert_fails(fxp_flow_inverted_new(ctx, longname, inner, &f), FXP_EINVAL, ctx);
     fxp_params_free(ps);
     fxp_ctx_free(ctx);
 }
@@ -843,7 +847,8 @@ START_TEST(test_shape_errors)
         fxp_tape *t;
         ck_assert_ok(fxp_tape_new(ctx, &t));
         for (int k = 0; k < 4; k++) {
-            fxp_tensor tx = k < 3 ? fxp_tensor_wrap(data, 4, bad[k]) : fxp_tensor_wrap(data, 3, bad[0] + 1);
+            fxp_tensor tx = k < 3 ? fxp_tensor_wrap(data, 4, bad[k])
+                                  : fxp_tensor_wrap(data, 3, bad[0] + 1);
             fxp_var *vx, *z, *ld;
             ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
             ck_assert_fails(fxp_flow_forward(f, t, NULL, vx, &z, &ld), FXP_ESHAPE, ctx);
@@ -871,7 +876,8 @@ START_TEST(test_singular)
     for (int kind = 0; kind < 2; kind++) {
         fxp_params *ps;
         ck_assert_ok(fxp_params_new(ctx, &ps));
-        fxp_flow *f = make_layer(ctx, ps, kind ? FXP_MIXING_1X1 : FXP_MIXING_EMERGING, 3, 2, 2, 901);
+        fxp_flow *f =
+            make_layer(ctx, ps, kind ? FXP_MIXING_1X1 : FXP_MIXING_EMERGING, 3, 2, 2, 901);
         if (kind) memset(param(ps, "mix/weight"), 0, 9 * sizeof(float));
         else param(ps, "mix/ar1/weight")[4 * 1 * 4 + 3] = 0.0f; /* K[1, 1, 1, 1] */
         fxp_tape *t;

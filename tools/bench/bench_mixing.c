@@ -44,7 +44,8 @@ static void run_fwd(void *p)
     fxp_var *x, *z, *ld;
     fxp_tape_reset(c->t);
     fxp_tape_set_grad_enabled(c->t, 0);
-    if (fxp_tape_input(c->t, &x, &c->x, 0) < 0 || fxp_flow_forward(c->f, c->t, NULL, x, &z, &ld) < 0)
+    if (fxp_tape_input(c->t, &x, &c->x, 0) < 0 ||
+        fxp_flow_forward(c->f, c->t, NULL, x, &z, &ld) < 0)
         fail(c);
 }
 
@@ -54,7 +55,8 @@ static void run_inv(void *p)
     fxp_var *z, *x, *ld;
     fxp_tape_reset(c->t);
     fxp_tape_set_grad_enabled(c->t, 0);
-    if (fxp_tape_input(c->t, &z, &c->z, 0) < 0 || fxp_flow_inverse(c->f, c->t, NULL, z, &x, &ld) < 0)
+    if (fxp_tape_input(c->t, &z, &c->z, 0) < 0 ||
+        fxp_flow_inverse(c->f, c->t, NULL, z, &x, &ld) < 0)
         fail(c);
 }
 
@@ -82,7 +84,8 @@ typedef struct sar_case {
 static void run_sar(void *p)
 {
     sar_case *s = p;
-    if (fxp__square_ar_solve_raw(s->ctx, 0, 0, s->b, s->c, s->h, s->w, s->k3, s->z, s->bias, s->x) < 0 &&
+    if (fxp__square_ar_solve_raw(s->ctx, 0, 0, s->b, s->c, s->h, s->w, s->k3, s->z, s->bias,
+                                 s->x) < 0 &&
         !s->failed) {
         fprintf(stderr, "bench_mixing: %s\n", fxp_last_error());
         s->failed = 1;

@@ -60,7 +60,8 @@ int fxp_conv1x1_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels
     l->c = channels;
     l->h = height;
     l->w = width;
-    FXP_TRY(fxp__mixing_add_param(&l->base, ps, "weight", FXP_PARAM_TRAINABLE, 2, shape, &l->weight));
+    FXP_TRY(fxp__mixing_add_param(&l->base, ps, "weight", FXP_PARAM_TRAINABLE, 2, shape,
+                                  &l->weight));
     FXP_TRY(fxp__random_orthogonal(ctx, rng, fxp_param_value(l->weight).data, channels));
     *out = &l->base;
     return FXP_OK;

@@ -43,7 +43,10 @@
 
 /* ---- the masked 3x3 kernel ----------------------------------------------------- */
 
-static inline float sar_mask(int o, int c, int a, int d) { return a == 1 && d == 1 ? (float)(c <= o) : 1.0f; }
+static inline float sar_mask(int o, int c, int a, int d)
+{
+    return a == 1 && d == 1 ? (float)(c <= o) : 1.0f;
+}
 
 /* Index in a 3x3 kernel of tap [a, d] of the 2x2 one (rotated if reversed). */
 static inline int tap3(int a, int d, int reversed)
@@ -253,7 +256,8 @@ int fxp__square_ar_solve_raw(fxp_ctx *ctx, int transpose, int reversed, int batc
         for (int o = 0; o < C; o++)
             for (int c = 0; c < C; c++) {
                 const int oo = transpose ? C - 1 - c : o, ci = transpose ? C - 1 - o : c;
-                wn[tp * tap + (int64_t)o * C + c] = k3[((int64_t)oo * C + ci) * 9 + taps[reversed != 0][tp]];
+                wn[tp * tap + (int64_t)o * C + c] =
+                    k3[((int64_t)oo * C + ci) * 9 + taps[reversed != 0][tp]];
             }
     for (int c = 0; c < C; c++) diag[c] = wn[3 * tap + (int64_t)c * C + c];
     const int64_t img = (int64_t)C * HW;
