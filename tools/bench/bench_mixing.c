@@ -1,8 +1,9 @@
 /* Benchmark (not a test): median times of the mixing layers (mixing.h) per
- * kind, shape and thread count — forward and inverse without gradients, and
- * a training step (forward with gradients + backward of sum(z) + sum(logdet))
- * — plus the emerging layer's square autoregressive solve on its own (one of
- * the two in an emerging inverse).
+ * kind, shape and thread count: forward and inverse without gradients
+ * (evaluation mode), and a training step (a training forward with
+ * gradients and the backward of sum(z) + sum(logdet)); plus the emerging
+ * layer's square autoregressive solve on its own (one of the two in an
+ * emerging inverse).
  *
  *   build/tools/bench/bench_mixing [--threads 1,2] [--batch 100]
  *       [--shape C,H,W]... [--kinds 1x1,emerging,...] [--quick] [--json FILE]
@@ -64,11 +65,12 @@ static void run_train(void *p)
 {
     layer_case *c = p;
     fxp_var *x, *z, *ld, *s, *l;
+    const fxp_flow_io io = { .training = 1 };
     fxp_tape_reset(c->t);
     fxp_tape_set_grad_enabled(c->t, 1);
     fxp_params_zero_grad(c->ps);
     if (fxp_tape_input(c->t, &x, &c->x, 0) < 0 ||
-        fxp_flow_forward(c->f, c->t, NULL, x, &z, &ld) < 0 ||
+        fxp_flow_forward(c->f, c->t, &io, x, &z, &ld) < 0 ||
         fxp_sum(c->t, &s, z, FXP_AXES_ALL, 0) < 0 || fxp_sum(c->t, &l, ld, FXP_AXES_ALL, 0) < 0 ||
         fxp_add(c->t, &l, l, s) < 0 || fxp_tape_backward(c->t, l, NULL) < 0)
         fail(c);
