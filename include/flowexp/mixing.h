@@ -10,7 +10,7 @@
  * authors' modules (models/transformations/ in their code) parameter for
  * parameter, so a state_dict of theirs maps one to one onto ours (see each
  * layer).  Results are deterministic for a given thread count.  Costs below
- * are per call for a batch of B, with D = C H W.
+ * are per call for a batch of B.  C is at most 4096.
  *
  * Constructors return FXP_OK and *out (free with fxp_flow_free, or hand to a
  * sequence or model), FXP_EINVAL naming the bad option, or FXP_ENOMEM.  They
@@ -63,7 +63,7 @@ FXP_API int fxp_conv1x1_lu_new(struct fxp_ctx *ctx, fxp_params *ps, const char *
  * (multiplied left to right), z = Q x per pixel; Q is orthogonal, so
  * logdet = 0 and the inverse is x = Q^T z.  Parameter "<name>/V" [R, C]
  * (row r is v_{r+1}; the authors' `V`), initialised N(0, 1).
- * reflections R >= 1 (R = C spans all orthogonal matrices of determinant
+ * reflections R in 1..4096 (R = C spans all orthogonal matrices of determinant
  * (-1)^C).  Cost: one GEMM each way plus O(R C^2) to build Q. */
 FXP_API int fxp_householder1x1_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
                                    int channels, int height, int width, int reflections,
@@ -112,7 +112,8 @@ FXP_API int fxp_emerging_new(struct fxp_ctx *ctx, fxp_params *ps, const char *na
  *   inverse: h_row = z_row (I_N - U (I_r + V U)^-1 V)^T, then x = W^-1 h.
  * Parameters "<name>/conv1x1/weight" [C, C] (as fxp_conv1x1_new),
  * "<name>/U" [N, r] and "<name>/V" [r, N], initialised N(0, 1) / N (the
- * authors' conv1x1.W, woodbury_spatial.U, woodbury_spatial.V).  rank r >= 1 (the authors: 24).
+ * authors' conv1x1.W, woodbury_spatial.U, woodbury_spatial.V).  Rank r in
+ * 1..4096 (the authors: 24).
  * Cost: 4 B C N r flops each way (products with U and V, never forming the
  * N x N matrix) plus O(r^2 N + r^3). */
 FXP_API int fxp_woodbury_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name, int channels,
@@ -133,12 +134,12 @@ typedef enum fxp_mixing_kind {
 
 typedef struct fxp_mixing_opts {
     int channels, height, width;  /* C, H, W >= 1 */
-    int reflections;              /* householder: R >= 1 */
-    int woodbury_rank;            /* woodbury: r >= 1 */
+    int reflections;              /* householder: R in 1..4096 */
+    int woodbury_rank;            /* woodbury: r in 1..4096 */
     /* convexp, convexp-circular (layers.h, fxp_convexp_opts): */
-    int convexp_kernel;           /* odd k >= 1 (circular: k <= H and k <= W) */
+    int convexp_kernel;           /* odd k in 1..63 (circular: k <= H and k <= W) */
     float convexp_coeff;          /* spectral-norm coefficient, finite > 0 */
-    int convexp_power_steps;      /* power iterations per training forward, >= 0 */
+    int convexp_power_steps;      /* power iterations per training forward, 0..1000 */
     int convexp_terms_train;      /* series terms in training, 1..1000 */
     int convexp_terms_eval;       /* series terms otherwise, 1..1000 */
 } fxp_mixing_opts;
