@@ -780,7 +780,7 @@ START_TEST(test_option_errors)
     ck_assert_int_eq(d.convexp_kernel, 3);
     ck_assert_int_eq(d.convexp_terms_train, 6);
     ck_assert_int_eq(d.convexp_terms_eval, 13);
-    o = d, o.reflections = 0;
+    o = d, o.reflections = -1;
     expect_option_error(ctx, FXP_MIXING_HOUSEHOLDER, &o, "reflections");
     o = d, o.woodbury_rank = 0;
     expect_option_error(ctx, FXP_MIXING_WOODBURY, &o, "woodbury_rank");
@@ -818,7 +818,12 @@ START_TEST(test_option_errors)
     fxp_flow_free(f);
     ck_assert_fails(fxp_mixing_new(ctx, NULL, "x", FXP_MIXING_1X1, &d, &rng, &f), FXP_EINVAL, ctx);
     ck_assert_fails(fxp_mixing_new(ctx, ps, "x", FXP_MIXING_1X1, NULL, &rng, &f), FXP_EINVAL, ctx);
-    ck_assert_fails(fxp_householder1x1_new(ctx, ps, "h", 3, 2, 2, 0, &rng, &f), FXP_EINVAL, ctx);
+    ck_assert_fails(fxp_householder1x1_new(ctx, ps, "h", 3, 2, 2, 4097, &rng, &f), FXP_EINVAL, ctx);
+    /* reflections 0: R = C */
+    o = d, o.reflections = 0;
+    ck_assert_ok(fxp_mixing_new(ctx, ps, "h0", FXP_MIXING_HOUSEHOLDER, &o, &rng, &f));
+    ck_assert_int_eq(param_numel(ps, "h0/V"), 4 * 4);
+    fxp_flow_free(f);
     ck_assert_fails(fxp_woodbury_new(ctx, ps, "w", 3, 2, 2, -1, &rng, &f), FXP_EINVAL, ctx);
     ck_assert_fails(fxp_emerging_new(ctx, ps, "e", 3, 0, 2, &rng, &f), FXP_EINVAL, ctx);
     /* the inverted wrapper */

@@ -63,7 +63,7 @@ FXP_API int fxp_conv1x1_lu_new(struct fxp_ctx *ctx, fxp_params *ps, const char *
  * (multiplied left to right), z = Q x per pixel; Q is orthogonal, so
  * logdet = 0 and the inverse is x = Q^T z.  Parameter "<name>/V" [R, C]
  * (row r is v_{r+1}; the authors' `V`), initialised N(0, 1).
- * reflections R in 1..4096 (R = C spans all orthogonal matrices of determinant
+ * reflections R in 1..4096, or 0 for R = C (R = C spans all orthogonal matrices of determinant
  * (-1)^C).  Cost: one GEMM each way plus O(R C^2) to build Q. */
 FXP_API int fxp_householder1x1_new(struct fxp_ctx *ctx, fxp_params *ps, const char *name,
                                    int channels, int height, int width, int reflections,
@@ -134,7 +134,7 @@ typedef enum fxp_mixing_kind {
 
 typedef struct fxp_mixing_opts {
     int channels, height, width;  /* C, H, W >= 1 */
-    int reflections;              /* householder: R in 1..4096 */
+    int reflections;              /* householder: R in 1..4096, 0: R = C */
     int woodbury_rank;            /* woodbury: r in 1..4096 */
     /* convexp, convexp-circular (layers.h, fxp_convexp_opts): */
     int convexp_kernel;           /* odd k in 1..63 (circular: k <= H and k <= W) */

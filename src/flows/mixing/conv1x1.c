@@ -296,9 +296,10 @@ int fxp_householder1x1_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int c
     if (!ps || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp__mixing_check_dims(ctx, name, channels, height, width);
     if (rc < 0) return rc;
-    if (reflections < 1 || reflections > 4096)
-        return FXP_ERR(ctx, FXP_EINVAL, "%s: reflections = %d must be in 1..4096",
+    if (reflections < 0 || reflections > 4096)
+        return FXP_ERR(ctx, FXP_EINVAL, "%s: reflections = %d must be in 1..4096 (or 0: C)",
                        name ? name : "", reflections);
+    if (reflections == 0) reflections = channels;
     householder_layer *l = calloc(1, sizeof *l);
     if (!l) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate layer %s", name ? name : "");
     const int shape[2] = { reflections, channels };

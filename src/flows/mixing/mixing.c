@@ -90,9 +90,10 @@ int fxp_mixing_new(fxp_ctx *ctx, fxp_params *ps, const char *name, fxp_mixing_ki
     case FXP_MIXING_1X1: return fxp_conv1x1_new(ctx, ps, name, C, H, W, rng, out);
     case FXP_MIXING_LU: return fxp_conv1x1_lu_new(ctx, ps, name, C, H, W, rng, out);
     case FXP_MIXING_HOUSEHOLDER:
-        if (o->reflections < 1 || o->reflections > 4096)
-            return FXP_ERR(ctx, FXP_EINVAL, "%s (householder): reflections = %d must be in 1..4096",
-                           name, o->reflections);
+        if (o->reflections < 0 || o->reflections > 4096)
+            return FXP_ERR(ctx, FXP_EINVAL,
+                           "%s (householder): reflections = %d must be in 1..4096 (or 0: C)", name,
+                           o->reflections);
         return fxp_householder1x1_new(ctx, ps, name, C, H, W, o->reflections, rng, out);
     case FXP_MIXING_EMERGING: return fxp_emerging_new(ctx, ps, name, C, H, W, rng, out);
     case FXP_MIXING_WOODBURY:
