@@ -95,13 +95,17 @@ def build_authors(mixing, size, full, seed):
 
 
 class Feed:
-    """Replaces sample_normal_standard: returns the queued arrays in order."""
+    """Replaces sample_normal_standard: returns the queued arrays in order
+    while armed, and fresh torch.randn draws otherwise."""
 
     def __init__(self):
         self.queue = []
+        self.armed = False
 
     def __call__(self, n_samples, size):
         import torch
+        if not self.armed:
+            return torch.randn((n_samples,) + tuple(size))
         if not self.queue:
             raise RuntimeError("noise queue empty")
         x = self.queue.pop(0)
@@ -119,7 +123,7 @@ def run_case(mixing, args, tmp):
     size = (3, 32, 32) if args.full else (3, 16, 16)
     model, (levels, subflows) = build_authors(mixing, size, args.full, args.seed)
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    cfg, params, state = convert_authors.convert(sd)
+    cfg, params, state = convert_authors.convert(sd, size[1], size[2])
     ck = os.path.join(tmp, "ck-%s.h5" % mixing)
     convert_authors.write_checkpoint(ck, cfg, params, state)
 
@@ -140,8 +144,10 @@ def run_case(mixing, args, tmp):
     splits = [rng.standard_normal(s).astype(np.float32) for s in split_shapes]
 
     feed = Feed()
+    saved = dg.sample_normal_standard, sg.sample_normal_standard
     dg.sample_normal_standard = feed
     sg.sample_normal_standard = feed
+    feed.armed = True
     with torch.no_grad():
         theirs_lp = model.model_pv(torch.from_numpy(v), context=None).numpy()
         feed.queue = [noise]
@@ -153,6 +159,7 @@ def run_case(mixing, args, tmp):
         # Flow.sample draws the top latent first, then the deepest split first
         feed.queue = [top] + splits[::-1]
         theirs_dec = model.model_pv.sample(context=None, n_samples=n)[0].numpy()
+    dg.sample_normal_standard, sg.sample_normal_standard = saved
 
     inp, outp = os.path.join(tmp, "in-%s.h5" % mixing), os.path.join(tmp, "out-%s.h5" % mixing)
     with h5py.File(inp, "w") as f:
