@@ -78,21 +78,23 @@ def build_authors(mixing, size, full, seed):
     model.train()
     with torch.no_grad():
         model(torch.randint(0, 256, (2,) + tuple(size)).float())
-    # randomise every parameter: zero-initialised heads, biases, base
+    # randomise every parameter, including the zero-initialised heads, biases
+    # and base, relative to its own scale so that the model stays in a sane
+    # regime at any size: a tensor with spread gets 20% of its std as noise,
+    # an all-zero one N(0, 0.05^2) / sqrt(fan-in)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for name, p in model.named_parameters():
+            e = torch.randn(p.shape, generator=g)
+            sd = float(p.std()) if p.numel() > 1 else 0.0
             if name.endswith("kernel_orig"):
                 # large enough that the spectral normalisation is active
-                p.add_(torch.randn(p.shape, generator=g) / np.sqrt(p[0].numel()))
-            elif "transformations.1.weight" in name or "transformations.3.weight" in name:
-                p.add_(0.02 * torch.randn(p.shape, generator=g))  # emerging: keep it invertible
-            elif "woodbury_spatial" in name:
-                p.add_(0.5 * torch.randn(p.shape, generator=g) / p.shape[0])
-            elif name.endswith(".W") or name.endswith(".V"):
-                p.add_(0.05 * torch.randn(p.shape, generator=g))
+                p.add_(e / np.sqrt(p[0].numel()))
+            elif sd > 0:
+                p.add_(0.2 * sd * e)
             else:
-                p.add_(0.05 * torch.randn(p.shape, generator=g))
+                fan_in = p[0].numel() if p.dim() > 1 else 1
+                p.add_(0.05 * e / np.sqrt(fan_in))
     model.eval()
     return model, (levels, subflows)
 
