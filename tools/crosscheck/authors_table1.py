@@ -73,11 +73,6 @@ def build_authors(mixing, size, full, seed):
                           use_splitprior=False, normalize_translation=0., normalize_scale=1.,
                           parametrize_inverse=True))
     model = DiscreteLowerboundModel(pv, qu, hx)
-    # one training forward runs the spectral-norm power iteration (as training
-    # would) so that u, v are not their random initial draws
-    model.train()
-    with torch.no_grad():
-        model(torch.randint(0, 256, (2,) + tuple(size)).float())
     # randomise every parameter, including the zero-initialised heads, biases
     # and base, relative to its own scale so that the model stays in a sane
     # regime at any size: a tensor with spread gets 20% of its std as noise,
@@ -95,6 +90,13 @@ def build_authors(mixing, size, full, seed):
             else:
                 fan_in = p[0].numel() if p.dim() > 1 else 1
                 p.add_(0.05 * e / np.sqrt(fan_in))
+    # training forwards run the spectral-norm power iterations (as training
+    # would) so that u, v estimate the randomised kernels' norms and the
+    # normalisation is active where it should be
+    model.train()
+    with torch.no_grad():
+        for _ in range(8):
+            model(torch.randint(0, 256, (1,) + tuple(size)).float())
     model.eval()
     return model, (levels, subflows)
 
