@@ -589,6 +589,13 @@ int cmd_train(int argc, char **argv)
                 tool_error("train", "cannot write %s: %s", files.log, strerror(errno));
                 goto done;
             }
+            {
+                char title[256];
+                snprintf(title, sizeof title, "%s on %s, step %lld",
+                         fxp_graph_model_kind_name(cfg.kind), st.dataset[0] ? st.dataset : "graphs",
+                         st.step);
+                train_draw_curves(files.log, o.out, title, st.entropy, "dataset entropy", o.quiet);
+            }
             st.window_loss = 0;
             st.window_steps = 0;
             if (v < st.best_valid) {

@@ -273,21 +273,14 @@ static int validate(fxp_ctx *ctx, image_run *r, const fxp_images *valid, int val
     return rc;
 }
 
-/* DIR/curves.png from log.csv (a failure to draw is reported, not fatal:
- * the run goes on; without cairo nothing is drawn). */
+/* DIR/curves.png, titled with the run. */
 static void draw_curves(const char *log_path, const char *dir, const fxp_image_model_config *cfg,
                         const image_state *st, int quiet)
 {
-    if (!plot_available()) return;
-    char out[4200], title[256], err[512];
-    snprintf(out, sizeof out, "%s/curves.png", dir);
+    char title[256];
     snprintf(title, sizeof title, "flow (%s mixing) on %s, step %lld", cfg->mixing,
              st->dataset[0] ? st->dataset : "images", st->step);
-    plot_curve_opts o;
-    plot_curve_opts_default(&o);
-    o.title = title;
-    if (plot_learning_curves(log_path, out, PLOT_PNG, &o, err, sizeof err) < 0 && !quiet)
-        fprintf(stderr, "flowexp train: warning: no learning curves: %s\n", err);
+    train_draw_curves(log_path, dir, title, NAN, NULL, quiet);
 }
 
 /* Keep the lines of log.csv up to `step` (the header and rows with a step

@@ -40,10 +40,17 @@ int store_remove_stale_temporaries(const char *dir, const char *stem)
         const size_t len = (size_t)(t - e->d_name);
         const int ours = stem ? strlen(stem) == len && !strncmp(e->d_name, stem, len)
                               : (len > 3 && !strncmp(t - 3, ".h5", 3)) ||
-                                    (len == 7 && !strncmp(e->d_name, "log.csv", 7));
+                                    (len == 7 && !strncmp(e->d_name, "log.csv", 7)) ||
+                                    (len == 10 && !strncmp(e->d_name, "curves.png", 10));
         char *end;
         errno = 0;
         const long pid = strtol(t + 5, &end, 10);
+        /* "<pid>", or "<pid>.<k>" for the figures' temporaries */
+        if (*end == '.' && end[1] >= '0' && end[1] <= '9') {
+            char *end2;
+            (void)strtol(end + 1, &end2, 10);
+            end = end2;
+        }
         if (!ours || t[5] < '0' || t[5] > '9' || *end || errno || pid_alive(pid)) continue;
         char path[4096];
         if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) < (int)sizeof path &&

@@ -38,7 +38,7 @@ enum { RUN_SEEN_CORE = 1, RUN_SEEN_ALL = 2 };
 /* Remove the temporaries "<name>.tmp.<pid>" in dir (writes atomic by
  * rename leave them when killed) whose process no longer exists; those of a
  * live process (a writer at work) are kept.  stem NULL: the files of a run
- * directory ("*.h5.tmp.PID" and "log.csv.tmp.PID"); otherwise only
+ * directory ("*.h5.tmp.PID", "log.csv.tmp.PID" and "curves.png.tmp.PID.K"); otherwise only
  * "<stem>.tmp.PID".  Returns how many were removed. */
 int store_remove_stale_temporaries(const char *dir, const char *stem);
 

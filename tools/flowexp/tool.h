@@ -34,6 +34,12 @@ int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+
+/* DIR/curves.png from the run's log.csv with an optional reference line
+ * (NAN: none); a figure that cannot be drawn is a warning on stderr (unless
+ * quiet), never a failure of the run; nothing without cairo (curves.c). */
+void train_draw_curves(const char *log_path, const char *dir, const char *title, double reference,
+                       const char *reference_label, int quiet);
 int cmd_info(int argc, char **argv);
 
 /* ---- models and data (model.c) ---------------------------------------------- */
