@@ -8,10 +8,10 @@
 #   datasets/reproduce-table1.sh [OUT_DIR] [STEPS] [PARALLEL_RUNS]
 #   datasets/reproduce-table1.sh --report OUT_DIR
 #
-# Defaults: runs/table1, 1500 steps of 64 images per run, 2 runs at a time
+# Defaults: runs/table1, 1200 steps of 64 images per run, 2 runs at a time
 # with 1 thread each.  Evaluation: -ELBO on the whole test split (one
 # dequantization sample per image) and the IW NLL with IW_K (default 20)
-# samples on its first IW_N (default 2000) images (the paper: 1000 samples).
+# samples on its first IW_N (default 500) images (the paper: 1000 samples).
 # The budget is in steps, so the numbers do not depend on the machine's load.
 # Writes OUT_DIR/results.csv, OUT_DIR/table1.md and OUT_DIR/table1.{png,pdf}.
 # FLOWEXP=path/to/flowexp uses that program instead of building one.
@@ -25,10 +25,10 @@ if [ "${1:-}" = --report ]; then
     [ -s "${1:-}/results.csv" ] || { echo "reproduce-table1: no ${1:-OUT_DIR}/results.csv" >&2; exit 2; }
 fi
 out=${1:-runs/table1}
-steps=${2:-1500}
+steps=${2:-1200}
 parallel=${3:-2}
 iw_k=${IW_K:-20}
-iw_n=${IW_N:-2000}
+iw_n=${IW_N:-500}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 if [ -n "${FLOWEXP:-}" ]; then
     F=$FLOWEXP
@@ -55,7 +55,7 @@ run_one() { # mixing seed
     start=$(date +%s)
     if $F train --model "flow-$1" --config datasets/table1/fmnist.conf --set growth=$growth \
             --data "$out/fmnist.h5" --out "$dir" --steps "$steps" --eval-every $((steps / 10)) \
-            --valid-n 2000 --seed "$2" --threads 1 --quiet --force > "$dir.train.txt" 2>&1 &&
+            --valid-n 1000 --seed "$2" --threads 1 --quiet --force > "$dir.train.txt" 2>&1 &&
        $F eval --checkpoint "$dir/best.h5" --data "$out/fmnist.h5" --split test --json --quiet \
             --threads 1 > "$dir/elbo.json" &&
        $F eval --checkpoint "$dir/best.h5" --data "$out/fmnist.h5" --split test --json --quiet \
