@@ -354,22 +354,33 @@ START_TEST(test_evaluate)
         uint8_t px[N * 64];
         rand_pixels(px, sizeof px, 9);
         fxp_image_eval e1, e4, e4b, e4t;
-        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 1, 4, 3, NULL, NULL, &e1));
+        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 0, 1, 4, 3, NULL, NULL, &e1));
         ck_assert_double_eq_tol(e1.bpd_iw, e1.bpd_elbo, 1e-9);
-        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 4, 7, 3, NULL, NULL, &e4));
+        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 0, 4, 7, 3, NULL, NULL, &e4));
         ck_assert_msg(e4.bpd_iw < e4.bpd_elbo, "IW %g not below ELBO %g", e4.bpd_iw, e4.bpd_elbo);
         ck_assert_msg(isfinite(e4.bpd_elbo) && e4.bpd_elbo > 0 && e4.bpd_elbo_stderr > 0,
                       "bpd %g +- %g", e4.bpd_elbo, e4.bpd_elbo_stderr);
         ck_assert_int_eq(e4.n_images, N);
         ck_assert_int_eq(e4.iw_samples, 4);
-        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 4, 20, 3, NULL, NULL, &e4b));
+        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 0, 4, 20, 3, NULL, NULL, &e4b));
         ck_assert_double_eq_tol(e4b.bpd_iw, e4.bpd_iw, 1e-5);
         ck_assert_double_eq_tol(e4b.bpd_elbo, e4.bpd_elbo, 1e-5);
+        /* two shards (images 0-1 and 2-4) combine into the whole set's numbers */
+        fxp_image_eval a, b, ab;
+        ck_assert_ok(fxp_image_model_evaluate(m, px, 2, 0, 4, 7, 3, NULL, NULL, &a));
+        ck_assert_ok(fxp_image_model_evaluate(m, px + 2 * 64, 3, 2, 4, 7, 3, NULL, NULL, &b));
+        ab = a;
+        ab.n_images += b.n_images;
+        for (int i = 0; i < 4; i++) ab.sums[i] += b.sums[i];
+        fxp_image_eval_finish(&ab);
+        ck_assert_double_eq_tol(ab.bpd_iw, e4.bpd_iw, 1e-9);
+        ck_assert_double_eq_tol(ab.bpd_elbo, e4.bpd_elbo, 1e-9);
+        ck_assert_double_eq_tol(ab.bpd_elbo_stderr, e4.bpd_elbo_stderr, 1e-9);
         ck_assert_ok(fxp_ctx_set_threads(ctx, 2));
-        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 4, 7, 3, NULL, NULL, &e4t));
+        ck_assert_ok(fxp_image_model_evaluate(m, px, N, 0, 4, 7, 3, NULL, NULL, &e4t));
         ck_assert_double_eq_tol(e4t.bpd_iw, e4.bpd_iw, 1e-5);
         /* with uniform noise the first sample's ELBO is the K = 1 value */
-        ck_assert_fails(fxp_image_model_evaluate(m, px, 0, 4, 7, 3, NULL, NULL, &e4t), FXP_EINVAL,
+        ck_assert_fails(fxp_image_model_evaluate(m, px, 0, 0, 4, 7, 3, NULL, NULL, &e4t), FXP_EINVAL,
                         ctx);
         fxp_image_model_free(m);
         fxp_params_free(ps);

@@ -194,20 +194,29 @@ FXP_API int fxp_image_model_decode(fxp_image_model *m, fxp_tape *t, fxp_var *eps
  * (the importance-weighted bound, <= the ELBO's bound and equal for K = 1),
  * with the standard error over images of each.  Work is done in forwards of
  * at most `batch` (image, sample) rows, on the context's threads.  The noise
- * of (image i, sample k) comes from the stream seed with its own counter
- * range, so results do not depend on batch size or thread count.
+ * of (image first_index + i, sample k) comes from the stream seed with its
+ * own counter range, so results do not depend on batch size or thread
+ * count, and shards of a set evaluated separately (first_index = the shard's
+ * offset, e.g. one per MPI rank) combine through `sums` into exactly the
+ * whole set's numbers: the means are sums[0] / n_images and sums[2] /
+ * n_images, the standard errors follow from sums[1] and sums[3].
  * progress (may be NULL) is called after each forward with the images done. */
 typedef struct fxp_image_eval {
     double bpd_elbo, bpd_iw;
     double bpd_elbo_stderr, bpd_iw_stderr;
     int iw_samples;
     int64_t n_images;
+    double sums[4]; /* over images: bpd_elbo, bpd_elbo^2, bpd_iw, bpd_iw^2 */
 } fxp_image_eval;
 typedef void (*fxp_eval_progress_fn)(void *user, int64_t done, int64_t total);
 FXP_API int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n,
-                                     int iw_samples, int batch, uint64_t seed,
-                                     fxp_eval_progress_fn progress, void *user,
+                                     int64_t first_index, int iw_samples, int batch,
+                                     uint64_t seed, fxp_eval_progress_fn progress, void *user,
                                      fxp_image_eval *out);
+
+/* Means and standard errors of `e` from its sums and n_images (after adding
+ * the sums and counts of several shards). */
+FXP_API void fxp_image_eval_finish(fxp_image_eval *e);
 
 #ifdef __cplusplus
 }

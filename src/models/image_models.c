@@ -365,15 +365,28 @@ static uint64_t row_counter(int64_t image, int sample, uint64_t blocks_per_row)
     return ((uint64_t)image << 32) + (uint64_t)sample * blocks_per_row;
 }
 
-int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, int iw_samples,
-                             int batch, uint64_t seed, fxp_eval_progress_fn progress, void *user,
-                             fxp_image_eval *res)
+void fxp_image_eval_finish(fxp_image_eval *e)
+{
+    if (!e) return;
+    const double n = (double)e->n_images;
+    const double *s = e->sums;
+    e->bpd_elbo = n > 0 ? s[0] / n : NAN;
+    e->bpd_iw = n > 0 ? s[2] / n : NAN;
+    e->bpd_elbo_stderr = n > 1 ? sqrt(fmax(0, (s[1] - s[0] * s[0] / n) / (n - 1)) / n) : 0;
+    e->bpd_iw_stderr = n > 1 ? sqrt(fmax(0, (s[3] - s[2] * s[2] / n) / (n - 1)) / n) : 0;
+}
+
+int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, int64_t first_index,
+                             int iw_samples, int batch, uint64_t seed,
+                             fxp_eval_progress_fn progress, void *user, fxp_image_eval *res)
 {
     if (!m || !pixels || !res) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     fxp_ctx *ctx = m->ctx;
-    if (n < 1 || iw_samples < 1 || batch < 1)
-        return FXP_ERR(ctx, FXP_EINVAL, "n = %d images, iw_samples = %d, batch = %d (each >= 1)",
-                       n, iw_samples, batch);
+    if (n < 1 || iw_samples < 1 || batch < 1 || first_index < 0 || first_index > (1ll << 31))
+        return FXP_ERR(ctx, FXP_EINVAL,
+                       "n = %d images, iw_samples = %d, batch = %d (each >= 1), first_index = "
+                       "%lld (0 .. 2^31)",
+                       n, iw_samples, batch, (long long)first_index);
     if (iw_samples > (1 << 20))
         return FXP_ERR(ctx, FXP_EINVAL, "iw_samples = %d exceeds 2^20", iw_samples);
     const int C = m->cfg.channels, H = m->cfg.height, W = m->cfg.width;
@@ -416,7 +429,7 @@ int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, i
             for (int64_t e = 0; e < D; e++) dst[e] = src[e];
             fxp_rng s;
             fxp_rng_seed(&s, seed);
-            s.counter = row_counter(img, k, blocks);
+            s.counter = row_counter(first_index + img, k, blocks);
             float *nz = noise->value.data + (int64_t)j * nd;
             if (m->qflow) fxp_rng_normal(&s, nz, (size_t)nd, 0, 1);
             else fxp_rng_uniform(&s, nz, (size_t)nd);
@@ -452,10 +465,11 @@ int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, i
     }
     res->n_images = n;
     res->iw_samples = iw_samples;
-    res->bpd_elbo = s1 / n;
-    res->bpd_iw = q1 / n;
-    res->bpd_elbo_stderr = n > 1 ? sqrt(fmax(0, (s2 - s1 * s1 / n) / (n - 1)) / n) : 0;
-    res->bpd_iw_stderr = n > 1 ? sqrt(fmax(0, (q2 - q1 * q1 / n) / (n - 1)) / n) : 0;
+    res->sums[0] = s1;
+    res->sums[1] = s2;
+    res->sums[2] = q1;
+    res->sums[3] = q2;
+    fxp_image_eval_finish(res);
 out:
     fxp_tape_free(t);
     free(mx);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "dist.h"
 #include "store.h"
 #include "text.h"
 
@@ -125,5 +126,6 @@ done:
     fxp_tensor_release(&x);
     fxp_tensor_release(&adj);
     fxp_ctx_free(ctx);
+    if (rc != 0) tool_dist_fail(rc); /* under MPI: end every rank */
     return rc;
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "dist.h"
 #include "progress.h"
 #include "store.h"
 #include "text.h"
@@ -69,7 +70,7 @@ static void absolute_path(const char *path, char *buf, size_t size)
 
 typedef struct run_files {
     const char *dir;
-    char ckpt[4096], best[4096], log[4096];
+    char ckpt[4096], best[4096], log[4096], curves[4096];
 } run_files;
 
 static int run_files_init(run_files *f, const char *dir)
@@ -77,7 +78,8 @@ static int run_files_init(run_files *f, const char *dir)
     f->dir = dir;
     return join(f->ckpt, sizeof f->ckpt, dir, "checkpoint.h5") < 0 ||
                    join(f->best, sizeof f->best, dir, "best.h5") < 0 ||
-                   join(f->log, sizeof f->log, dir, "log.csv") < 0
+                   join(f->log, sizeof f->log, dir, "log.csv") < 0 ||
+                   join(f->curves, sizeof f->curves, dir, "curves.png") < 0
                ? -1
                : 0;
 }
@@ -163,18 +165,21 @@ static FILE *log_open(const char *path, int resume, long long step)
 /* ---- one training step ------------------------------------------------------------ */
 
 /* Copy batch k of the epoch's permutation into xb [B, N, F]. */
-static void fill_batch(fxp_tensor *xb, const fxp_tensor *train, const int *perm, long long k)
+/* Rows [off, off + xb rows) of global batch k (of B graphs) into xb. */
+static void fill_batch(fxp_tensor *xb, const fxp_tensor *train, const int *perm, long long k,
+                       int B, int64_t off)
 {
-    const int B = xb->shape[0];
     const size_t row = (size_t)train->shape[1] * train->shape[2];
-    for (int i = 0; i < B; i++)
-        memcpy(xb->data + (size_t)i * row, train->data + (size_t)perm[k * B + i] * row,
+    for (int i = 0; i < xb->shape[0]; i++)
+        memcpy(xb->data + (size_t)i * row, train->data + (size_t)perm[k * B + off + i] * row,
                row * sizeof(float));
 }
 
-/* loss = -mean_b log p(x_b) / N (nats per node); backward; one optimizer step. */
+/* loss = -mean_b log p(x_b) / N (nats per node) over this rank's graphs;
+ * backward; under MPI the gradients averaged over the global batch (weights
+ * count / B); one optimizer step. */
 static int train_step(fxp_tape *tape, tool_model *m, fxp_optim *opt, const fxp_flow_io *io,
-                      const fxp_tensor *xb, double *loss_out)
+                      const fxp_tensor *xb, fxp_dist *dist, double *loss_out)
 {
     fxp_var *vx, *lp, *loss;
     fxp_tape_reset(tape);
@@ -184,7 +189,9 @@ static int train_step(fxp_tape *tape, tool_model *m, fxp_optim *opt, const fxp_f
         (rc = fxp_model_log_prob(m->model, tape, io, vx, &lp)) < 0 ||
         (rc = fxp_mean(tape, &loss, lp, FXP_AXES_ALL, 0)) < 0 ||
         (rc = fxp_scale(tape, &loss, loss, -1.0f / xb->shape[1])) < 0 ||
-        (rc = fxp_tape_backward(tape, loss, NULL)) < 0 || (rc = fxp_optim_step(opt, NULL)) < 0)
+        (rc = fxp_tape_backward(tape, loss, NULL)) < 0 ||
+        (dist && (rc = fxp_dist_grad_weighted(dist, m->ps, xb->shape[0])) < 0) ||
+        (rc = fxp_optim_step(opt, NULL)) < 0)
         return rc;
     *loss_out = loss->value.data[0];
     return FXP_OK;
@@ -379,6 +386,8 @@ int cmd_train(int argc, char **argv)
         return EXIT_USAGE;
     }
     if ((rc = check_run_dir(&o, &files)) != 0) return rc;
+    const int rank = tool_rank(), ranks = tool_ranks(), lead = rank == 0;
+    if (!lead) o.quiet = 1;
 
     rc = 1;
     fxp_ctx *ctx = NULL;
@@ -389,7 +398,7 @@ int cmd_train(int argc, char **argv)
     fxp_tensor train = { 0 }, valid = { 0 }, adj = { 0 }, xb = { 0 };
     int *perm = NULL;
     FILE *log = NULL;
-    int created_dir = 0, created_log = 0, saved_ckpt = 0, created_best = 0;
+    int created_dir = 0, created_log = 0, saved_ckpt = 0, created_best = 0, created_curves = 0;
     if (fxp_ctx_new(&ctx) < 0 || (o.threads && fxp_ctx_set_threads(ctx, o.threads) < 0)) {
         tool_error("train", "%s", fxp_last_error());
         goto done;
@@ -504,36 +513,77 @@ int cmd_train(int argc, char **argv)
                 st.threads, fxp_ctx_threads(ctx));
     st.threads = fxp_ctx_threads(ctx);
 
-    /* the run directory: created (or cleaned) only now that everything checked out */
-    if (mkdir(o.out, 0777) == 0) {
-        created_dir = 1;
-    } else if (errno != EEXIST) {
-        tool_error("train", "cannot create %s: %s", o.out, strerror(errno));
-        goto done;
+    /* the run directory (rank 0 only): created (or cleaned) only now that
+     * everything checked out */
+    if (lead) {
+        if (mkdir(o.out, 0777) == 0) {
+            created_dir = 1;
+        } else if (errno != EEXIST) {
+            tool_error("train", "cannot create %s: %s", o.out, strerror(errno));
+            goto done;
+        }
+        const int stale = store_remove_stale_temporaries(o.out, NULL);
+        if (stale && !o.quiet)
+            fprintf(stderr, "flowexp train: removed %d temporary file(s) left in %s by a killed run\n",
+                    stale, o.out);
+        if (!o.resume && o.force) {
+            unlink(files.ckpt);
+            unlink(files.best);
+            unlink(files.log);
+        }
+        created_log = !file_exists(files.log);
+        if (!(log = log_open(files.log, o.resume, st.step))) {
+            tool_error("train", "%s", tool_message());
+            goto done;
+        }
+        created_best = !file_exists(files.best);
+        created_curves = !file_exists(files.curves);
     }
-    const int stale = store_remove_stale_temporaries(o.out, NULL);
-    if (stale && !o.quiet)
-        fprintf(stderr, "flowexp train: removed %d temporary file(s) left in %s by a killed run\n",
-                stale, o.out);
-    if (!o.resume && o.force) {
-        unlink(files.ckpt);
-        unlink(files.best);
-        unlink(files.log);
-    }
-    created_log = !file_exists(files.log);
-    if (!(log = log_open(files.log, o.resume, st.step))) {
-        tool_error("train", "%s", tool_message());
-        goto done;
-    }
-    created_best = !file_exists(files.best);
 
-    int xshape[3] = { B, nodes, train.shape[2] };
+    /* this rank's graphs of every global batch */
+    fxp_dist *dist = tool_dist(ctx);
+    int64_t shard_off, shard_n;
+    tool_shard(B, &shard_off, &shard_n);
+    if (shard_n < 1) {
+        tool_error("train", "%d ranks for a batch of %d graphs: every rank needs at least one "
+                            "(use a larger batch or fewer ranks)", ranks, B);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    int xshape[3] = { (int)shard_n, nodes, train.shape[2] };
     if (fxp_tensor_alloc(ctx, &xb, 3, xshape) < 0 || fxp_tape_new(ctx, &tape) < 0 ||
         tool_eval_tape(ctx, &vtape) < 0 || !(perm = malloc((size_t)n_train * sizeof *perm))) {
         tool_error("train", "%s", perm ? fxp_last_error() : "out of memory");
         goto done;
     }
 
+    if (!o.resume) {
+        /* data-dependent initialisations (actnorm) see the first global batch in
+         * one training forward without gradients, on every rank alike, so that
+         * K ranks start where one process does */
+        fxp_tensor xg = { 0 };
+        const int gs[3] = { B, nodes, train.shape[2] };
+        fxp_flow_io iio = { .training = 1, .adj = &adj };
+        fxp_var *vx, *lp;
+        epoch_order(st.seed, 0, perm, n_train);
+        int ok = fxp_tensor_alloc(ctx, &xg, 3, gs) == 0;
+        if (ok) {
+            fill_batch(&xg, &train, perm, 0, B, 0);
+            fxp_tape_reset(vtape);
+            ok = fxp_tape_input(vtape, &vx, &xg, 0) == 0 &&
+                 fxp_model_log_prob(m.model, vtape, &iio, vx, &lp) == 0;
+            fxp_tape_reset(vtape);
+        }
+        fxp_tensor_release(&xg);
+        if (!ok) {
+            tool_error("train", "initialisation: %s", fxp_last_error());
+            goto done;
+        }
+    }
+    if (dist && fxp_dist_bcast_params(dist, m.ps, 0) < 0) {
+        tool_error("train", "rank %d: %s", rank, fxp_last_error());
+        goto done;
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -545,6 +595,9 @@ int cmd_train(int argc, char **argv)
                         "validation every %d, %d thread(s)%s\n",
                 fxp_graph_model_kind_name(cfg.kind), o.data, n_train, nodes, total, B,
                 st.eval_every, fxp_ctx_threads(ctx), o.resume ? ", resumed" : "");
+    if (!o.quiet && ranks > 1)
+        fprintf(stderr, "flowexp train: %d MPI ranks, %lld graphs of every batch each (rank 0)\n",
+                ranks, (long long)shard_n);
     progress pr;
     progress_init(&pr, stderr, total, st.step, o.time_limit);
     const double t0 = progress_now(), prior_seconds = st.train_seconds;
@@ -560,18 +613,27 @@ int cmd_train(int argc, char **argv)
             epoch_order(st.seed, epoch, perm, n_train);
             cur_epoch = epoch;
         }
-        fill_batch(&xb, &train, perm, k);
+        fill_batch(&xb, &train, perm, k, B, shard_off);
         double loss;
-        if (train_step(tape, &m, opt, &io, &xb, &loss) < 0) {
-            tool_error("train", "step %lld: %s", st.step + 1, fxp_last_error());
+        if (train_step(tape, &m, opt, &io, &xb, dist, &loss) < 0) {
+            tool_error("train", "step %lld (rank %d): %s", st.step + 1, rank, fxp_last_error());
             goto done;
+        }
+        if (o.time_limit > 0 && progress_now() - t0 >= o.time_limit) stop_reason = 1;
+        if (interrupted) stop_reason = 2;
+        if (dist) { /* the global batch's loss, and a stop every rank agrees on */
+            double red[3] = { loss * (double)shard_n / B, stop_reason == 1, stop_reason == 2 };
+            if (fxp_dist_sum(dist, red, 3) < 0) {
+                tool_error("train", "step %lld (rank %d): %s", st.step + 1, rank, fxp_last_error());
+                goto done;
+            }
+            loss = red[0];
+            stop_reason = red[2] > 0 ? 2 : red[1] > 0 ? 1 : 0;
         }
         st.step++;
         st.window_loss += loss;
         st.window_steps++;
         st.train_seconds = prior_seconds + (progress_now() - t0);
-        if (o.time_limit > 0 && progress_now() - t0 >= o.time_limit) stop_reason = 1;
-        if (interrupted) stop_reason = 2;
         if (st.step % st.eval_every == 0 || st.step == total) {
             double v;
             const double tv = progress_now();
@@ -583,13 +645,16 @@ int cmd_train(int argc, char **argv)
             last_valid = v;
             last_valid_step = st.step;
             st.train_seconds = prior_seconds + (progress_now() - t0);
-            fprintf(log, "%lld,%.4f,%.6f,%.6f,%.6g,%.2f\n", st.step, (double)st.step / per_epoch,
-                    st.window_loss / st.window_steps, v, fxp_optim_lr(opt), st.train_seconds);
-            if (fflush(log) != 0 || ferror(log)) {
-                tool_error("train", "cannot write %s: %s", files.log, strerror(errno));
-                goto done;
+            if (lead) {
+                fprintf(log, "%lld,%.4f,%.6f,%.6f,%.6g,%.2f\n", st.step,
+                        (double)st.step / per_epoch, st.window_loss / st.window_steps, v,
+                        fxp_optim_lr(opt), st.train_seconds);
+                if (fflush(log) != 0 || ferror(log)) {
+                    tool_error("train", "cannot write %s: %s", files.log, strerror(errno));
+                    goto done;
+                }
             }
-            {
+            if (lead) {
                 char title[256];
                 snprintf(title, sizeof title, "%s on %s, step %lld",
                          fxp_graph_model_kind_name(cfg.kind), st.dataset[0] ? st.dataset : "graphs",
@@ -601,14 +666,14 @@ int cmd_train(int argc, char **argv)
             if (v < st.best_valid) {
                 st.best_valid = v;
                 st.best_step = st.step;
-                if (save_checked(ctx, files.best, o.out, &m, opt, &st, &ckpt_size) < 0) {
+                if (lead && save_checked(ctx, files.best, o.out, &m, opt, &st, &ckpt_size) < 0) {
                     tool_error("train", "%s", tool_message());
                     goto done;
                 }
             }
         }
         if (st.step % st.ckpt_every == 0 || st.step == total || stop_reason) {
-            if (save_checked(ctx, files.ckpt, o.out, &m, opt, &st, &ckpt_size) < 0) {
+            if (lead && save_checked(ctx, files.ckpt, o.out, &m, opt, &st, &ckpt_size) < 0) {
                 tool_error("train", "%s", tool_message());
                 goto done;
             }
@@ -622,7 +687,16 @@ int cmd_train(int argc, char **argv)
     if (last_valid_step != st.step &&
         tool_nll_per_node(vtape, &m, &valid, &adj, tool_eval_batch(nodes), &last_valid) < 0)
         last_valid = NAN;
-    if (stop_reason && !file_exists(files.best)) {
+    if (dist) { /* every rank must hold the same bits; say so */
+        int same = 0;
+        if (fxp_dist_params_identical(dist, m.ps, &same) < 0 || !same) {
+            tool_error("train", "rank %d: %s", rank,
+                       same ? fxp_last_error() : "parameters differ between ranks");
+            goto done;
+        }
+        if (lead) printf("all %d ranks hold bit-identical parameters\n", ranks);
+    }
+    if (lead && stop_reason && !file_exists(files.best)) {
         /* stopped before the first validation: a model to evaluate all the
          * same; the run's best stays unset, so the next validation replaces it */
         if (save_checked(ctx, files.best, o.out, &m, opt, &st, &ckpt_size) < 0) {
@@ -631,24 +705,27 @@ int cmd_train(int argc, char **argv)
         }
     }
     const double run_seconds = progress_now() - t0;
-    printf("trained %s: step %lld, %.1f s (validation %.0f%% of this invocation); valid NLL %.4f "
-           "nats/node", fxp_graph_model_kind_name(cfg.kind), st.step, st.train_seconds,
-           run_seconds > 0 ? 100 * pr.valid_seconds / run_seconds : 0.0, last_valid);
-    if (st.best_step >= 0) printf(" (best %.4f at step %lld)", st.best_valid, st.best_step);
-    if (isfinite(st.entropy)) printf("; dataset entropy %.4f", st.entropy);
-    printf("\ncheckpoint: %s\n", files.ckpt);
+    if (lead) {
+        printf("trained %s: step %lld, %.1f s (validation %.0f%% of this invocation); valid NLL %.4f "
+               "nats/node", fxp_graph_model_kind_name(cfg.kind), st.step, st.train_seconds,
+               run_seconds > 0 ? 100 * pr.valid_seconds / run_seconds : 0.0, last_valid);
+        if (st.best_step >= 0) printf(" (best %.4f at step %lld)", st.best_valid, st.best_step);
+        if (isfinite(st.entropy)) printf("; dataset entropy %.4f", st.entropy);
+        printf("\ncheckpoint: %s\n", files.ckpt);
+    }
     if (stop_reason == 2) {
-        fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
+        if (lead) fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
         rc = EXIT_INTERRUPTED;
     } else {
         rc = 0;
     }
 done:
     if (log) fclose(log);
-    if (rc == 1 && !o.resume && !saved_ckpt) {
+    if (rc == 1 && !o.resume && !saved_ckpt && lead) {
         /* a fresh run that failed before its first checkpoint leaves nothing */
         if (created_log) unlink(files.log);
         if (created_best) unlink(files.best);
+        if (created_curves) unlink(files.curves);
         if (created_dir) rmdir(o.out);
     }
     free(perm);
@@ -661,5 +738,6 @@ done:
     fxp_tensor_release(&adj);
     fxp_tensor_release(&xb);
     fxp_ctx_free(ctx);
+    if (rc != 0 && rc != EXIT_INTERRUPTED) tool_dist_fail(rc); /* end every rank */
     return rc;
 }

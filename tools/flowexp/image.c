@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "args.h"
+#include "dist.h"
 #include "image.h"
 #include "plot.h"
 #include "progress.h"
@@ -262,15 +263,41 @@ static int file_exists(const char *p)
     return stat(p, &st) == 0;
 }
 
-/* Validation ELBO in bits/dim on the first valid_n images (all if 0). */
+/* Validation ELBO in bits/dim on the first valid_n images (all if 0); under
+ * MPI each rank evaluates its shard and the sums are combined, with the same
+ * result as one process. */
 static int validate(fxp_ctx *ctx, image_run *r, const fxp_images *valid, int valid_n, double *bpd)
 {
     const int n = valid_n > 0 && valid_n < valid->n ? valid_n : valid->n;
-    fxp_image_eval e;
-    int rc = fxp_image_model_evaluate(r->m, valid->pixels, n, 1, r->cfg.eval_batch, 0x5eedull,
-                                      NULL, NULL, &e);
-    if (rc >= 0) *bpd = e.bpd_elbo;
-    return rc;
+    const int64_t D = (int64_t)valid->channels * valid->height * valid->width;
+    int64_t off, cnt;
+    tool_shard(n, &off, &cnt);
+    fxp_image_eval e = { 0 };
+    if (cnt > 0) {
+        int rc = fxp_image_model_evaluate(r->m, valid->pixels + off * D, (int)cnt, off, 1,
+                                          r->cfg.eval_batch, 0x5eedull, NULL, NULL, &e);
+        if (rc < 0) return rc;
+    }
+    double sums[5] = { e.sums[0], e.sums[1], e.sums[2], e.sums[3], (double)cnt };
+    fxp_dist *d = tool_dist(ctx);
+    if (d) {
+        int rc = fxp_dist_sum(d, sums, 5);
+        if (rc < 0) return rc;
+    }
+    *bpd = sums[0] / sums[4];
+    return FXP_OK;
+}
+
+/* The dequantisation noise of a whole global batch (standard normal for the
+ * variational dequantiser, uniform for the uniform one): every rank draws
+ * the same and uses its rows, so K ranks see what one process would. */
+static void batch_noise(const fxp_image_model_config *cfg, fxp_rng *rng, float *out, int B,
+                        int64_t nd, int threads)
+{
+    if (cfg->dequantization == FXP_DEQUANT_VARIATIONAL)
+        fxp_rng_normal_threads(rng, out, (size_t)(B * nd), 0, 1, threads);
+    else
+        fxp_rng_uniform(rng, out, (size_t)(B * nd));
 }
 
 /* DIR/curves.png, titled with the run. */
@@ -377,6 +404,8 @@ int cmd_train_image(int argc, char **argv)
         tool_error("train", "--data and --out are required");
         return EXIT_USAGE;
     }
+    const int rank = tool_rank(), ranks = tool_ranks(), lead = rank == 0;
+    if (!lead) quiet = 1;
     if (!resume && !model) {
         tool_error("train", "--model is required (unless --resume)");
         return EXIT_USAGE;
@@ -393,7 +422,8 @@ int cmd_train_image(int argc, char **argv)
     image_run r = { 0 };
     fxp_images train = { 0 }, valid = { 0 };
     uint8_t *aug = NULL, *aug2 = NULL;
-    fxp_tensor xb = { 0 };
+    fxp_tensor xb = { 0 }, noise = { 0 };
+    float *noise_all = NULL;
     int *perm = NULL;
     FILE *log = NULL;
     int created_dir = 0, wrote_ckpt = 0;
@@ -520,30 +550,83 @@ int cmd_train_image(int argc, char **argv)
         tool_error("train", "%s", tool_message());
         goto done;
     }
-    if (mkdir(out, 0777) == 0) created_dir = 1;
-    else if (errno != EEXIST) {
-        tool_error("train", "cannot create %s: %s", out, strerror(errno));
-        goto done;
+    fxp_dist *dist = tool_dist(ctx);
+    if (lead) { /* only rank 0 writes the run directory */
+        if (mkdir(out, 0777) == 0) created_dir = 1;
+        else if (errno != EEXIST) {
+            tool_error("train", "cannot create %s: %s", out, strerror(errno));
+            goto done;
+        }
+        store_remove_stale_temporaries(out, NULL);
+        if (resume && truncate_log(log_path, st.step) < 0) {
+            tool_error("train", "cannot rewrite %s: %s", log_path, strerror(errno));
+            goto done;
+        }
+        const int fresh_log = !resume || !file_exists(log_path);
+        if (!(log = fopen(log_path, fresh_log ? "w" : "a"))) {
+            tool_error("train", "cannot write %s: %s", log_path, strerror(errno));
+            goto done;
+        }
+        if (fresh_log) fprintf(log, "step,epoch,train_bpd,valid_bpd,lr,seconds\n");
     }
-    store_remove_stale_temporaries(out, NULL);
-    if (resume && truncate_log(log_path, st.step) < 0) {
-        tool_error("train", "cannot rewrite %s: %s", log_path, strerror(errno));
-        goto done;
-    }
-    const int fresh_log = !resume || !file_exists(log_path);
-    if (!(log = fopen(log_path, fresh_log ? "w" : "a"))) {
-        tool_error("train", "cannot write %s: %s", log_path, strerror(errno));
-        goto done;
-    }
-    if (fresh_log) fprintf(log, "step,epoch,train_bpd,valid_bpd,lr,seconds\n");
 
     const int C = cfg.channels, H = cfg.height, W = cfg.width;
     const int64_t D = (int64_t)C * H * W;
-    const int xshape[4] = { B, C, H, W };
-    if (fxp_tensor_alloc(ctx, &xb, 4, xshape) < 0 || fxp_tape_new(ctx, &tape) < 0 ||
-        !(perm = malloc((size_t)n_train * sizeof *perm)) || !(aug = malloc((size_t)(B * D))) ||
-        !(aug2 = malloc((size_t)(B * D)))) {
+    /* this rank's rows of every global batch */
+    int64_t shard_off, shard_n;
+    tool_shard(B, &shard_off, &shard_n);
+    if (shard_n < 1) {
+        tool_error("train", "%d ranks for a batch of %d images: every rank needs at least one "
+                            "(use a larger batch or fewer ranks)", ranks, B);
+        rc = EXIT_USAGE;
+        goto done;
+    }
+    int qshape[4] = { (int)shard_n, C, H, W };
+    if (cfg.dequantization == FXP_DEQUANT_VARIATIONAL) {
+        qshape[1] = 4 * C;
+        qshape[2] = H / 2;
+        qshape[3] = W / 2;
+    }
+    const int64_t nd = (int64_t)qshape[1] * qshape[2] * qshape[3];
+    const int xshape[4] = { (int)shard_n, C, H, W };
+    if (fxp_tensor_alloc(ctx, &xb, 4, xshape) < 0 || fxp_tensor_alloc(ctx, &noise, 4, qshape) < 0 ||
+        fxp_tape_new(ctx, &tape) < 0 || !(perm = malloc((size_t)n_train * sizeof *perm)) ||
+        !(aug = malloc((size_t)(B * D))) || !(aug2 = malloc((size_t)(B * D))) ||
+        !(noise_all = malloc((size_t)(B * nd) * sizeof *noise_all))) {
         tool_error("train", "%s", fxp_last_error()[0] ? fxp_last_error() : "out of memory");
+        goto done;
+    }
+    if (!resume) {
+        /* data-dependent initialisations (actnorm) see the first global batch
+         * in one training forward without gradients, on every rank alike, so
+         * that K ranks start where one process does */
+        fxp_tensor xg = { 0 }, ng = { 0 };
+        const int gs[4] = { B, C, H, W }, gq[4] = { B, qshape[1], qshape[2], qshape[3] };
+        epoch_order(st.seed, 0, perm, n_train);
+        fxp_var *vx, *vn, *e;
+        fxp_rng ir = step_rng(st.seed, -1, 3);
+        int ok = fxp_tensor_alloc(ctx, &xg, 4, gs) == 0 && fxp_tensor_alloc(ctx, &ng, 4, gq) == 0;
+        if (ok) {
+            for (int i = 0; i < B; i++)
+                for (int64_t j = 0; j < D; j++)
+                    xg.data[(int64_t)i * D + j] = train.pixels[(int64_t)perm[i] * D + j];
+            batch_noise(&cfg, &ir, ng.data, B, nd, fxp_ctx_threads(ctx));
+            fxp_tape_reset(tape);
+            fxp_tape_set_grad_enabled(tape, 0);
+            ok = fxp_tape_input(tape, &vx, &xg, 0) == 0 && fxp_tape_input(tape, &vn, &ng, 0) == 0 &&
+                 fxp_image_model_elbo_noise(r.m, tape, 1, vx, vn, &e, NULL) == 0;
+            fxp_tape_reset(tape);
+            fxp_tape_set_grad_enabled(tape, 1);
+        }
+        fxp_tensor_release(&xg);
+        fxp_tensor_release(&ng);
+        if (!ok) {
+            tool_error("train", "initialisation: %s", fxp_last_error());
+            goto done;
+        }
+    }
+    if (dist && fxp_dist_bcast_params(dist, r.ps, 0) < 0) {
+        tool_error("train", "rank %d: %s", rank, fxp_last_error());
         goto done;
     }
     struct sigaction sa;
@@ -557,6 +640,9 @@ int cmd_train_image(int argc, char **argv)
                 model ? model : "resumed run", cfg.mixing,
                 cfg.dequantization == FXP_DEQUANT_VARIATIONAL ? "variational" : "uniform", data,
                 n_train, C, H, W, total, B, per_epoch, fxp_ctx_threads(ctx), resume ? ", resumed" : "");
+    if (!quiet && ranks > 1)
+        fprintf(stderr, "flowexp train: %d MPI ranks, %lld images of every batch each (rank 0)\n",
+                ranks, (long long)shard_n);
     progress pr;
     progress_init(&pr, stderr, total, st.step, time_limit);
     const double t0 = progress_now(), prior_seconds = st.train_seconds;
@@ -581,26 +667,41 @@ int cmd_train_image(int argc, char **argv)
             }
             batch_px = aug2;
         }
-        for (int64_t i = 0; i < (int64_t)B * D; i++) xb.data[i] = batch_px[i];
+        for (int64_t i = 0; i < shard_n * D; i++) xb.data[i] = batch_px[shard_off * D + i];
         fxp_rng nr = step_rng(st.seed, st.step, 2);
-        fxp_var *vx, *elbo, *loss;
+        batch_noise(&cfg, &nr, noise_all, B, nd, fxp_ctx_threads(ctx));
+        memcpy(noise.data, noise_all + shard_off * nd, (size_t)(shard_n * nd) * sizeof(float));
+        fxp_var *vx, *vn, *elbo, *loss;
         fxp_tape_reset(tape);
         fxp_params_zero_grad(r.ps);
-        if (fxp_tape_input(tape, &vx, &xb, 0) < 0 ||
-            fxp_image_model_elbo(r.m, tape, 1, vx, &nr, &elbo, NULL) < 0 ||
+        if (fxp_tape_input(tape, &vx, &xb, 0) < 0 || fxp_tape_input(tape, &vn, &noise, 0) < 0 ||
+            fxp_image_model_elbo_noise(r.m, tape, 1, vx, vn, &elbo, NULL) < 0 ||
             fxp_mean(tape, &loss, elbo, FXP_AXES_ALL, 0) < 0 ||
-            fxp_scale(tape, &loss, loss, (float)-to_bpd) < 0 || fxp_tape_backward(tape, loss, NULL) < 0 ||
+            fxp_scale(tape, &loss, loss, (float)-to_bpd) < 0 ||
+            fxp_tape_backward(tape, loss, NULL) < 0 ||
+            (dist && fxp_dist_grad_weighted(dist, r.ps, shard_n) < 0) ||
             fxp_optim_step(opt, NULL) < 0) {
-            tool_error("train", "step %lld: %s", st.step + 1, fxp_last_error());
+            tool_error("train", "step %lld (rank %d): %s", st.step + 1, rank, fxp_last_error());
             goto done;
         }
-        st.step++;
-        st.window_loss += loss->value.data[0];
-        st.window_n++;
-        st.train_seconds = prior_seconds + (progress_now() - t0);
-        if (!quiet) progress_update(&pr, st.step, loss->value.data[0], pr.tty ? 0 : eval_every);
+        /* the global batch's loss, and a stop that every rank agrees on */
+        double step_loss = loss->value.data[0];
         if (time_limit > 0 && progress_now() - t0 >= time_limit) stop_reason = 1;
         if (interrupted) stop_reason = 2;
+        if (dist) {
+            double red[3] = { step_loss * (double)shard_n / B, stop_reason == 1, stop_reason == 2 };
+            if (fxp_dist_sum(dist, red, 3) < 0) {
+                tool_error("train", "step %lld (rank %d): %s", st.step + 1, rank, fxp_last_error());
+                goto done;
+            }
+            step_loss = red[0];
+            stop_reason = red[2] > 0 ? 2 : red[1] > 0 ? 1 : 0;
+        }
+        st.step++;
+        st.window_loss += step_loss;
+        st.window_n++;
+        st.train_seconds = prior_seconds + (progress_now() - t0);
+        if (!quiet) progress_update(&pr, st.step, step_loss, pr.tty ? 0 : eval_every);
         const int last = st.step == total || stop_reason;
         if (st.step % eval_every == 0 || st.step == total) {
             double v;
@@ -608,27 +709,33 @@ int cmd_train_image(int argc, char **argv)
                 tool_error("train", "validation at step %lld: %s", st.step, fxp_last_error());
                 goto done;
             }
-            fprintf(log, "%lld,%.4f,%.6f,%.6f,%.6g,%.2f\n", st.step, (double)st.step / per_epoch,
-                    st.window_loss / st.window_n, v, fxp_optim_lr(opt), st.train_seconds);
-            fflush(log);
-            draw_curves(log_path, out, &cfg, &st, quiet);
+            if (lead) {
+                fprintf(log, "%lld,%.4f,%.6f,%.6f,%.6g,%.2f\n", st.step,
+                        (double)st.step / per_epoch, st.window_loss / st.window_n, v,
+                        fxp_optim_lr(opt), st.train_seconds);
+                if (fflush(log) != 0 || ferror(log)) {
+                    tool_error("train", "cannot write %s: %s", log_path, strerror(errno));
+                    goto done;
+                }
+                draw_curves(log_path, out, &cfg, &st, quiet);
+            }
             st.window_loss = 0;
             st.window_n = 0;
             if (v < st.best_valid) {
                 st.best_valid = v;
                 st.best_step = st.step;
-                if (image_save(ctx, best_path, &r, opt, &st) < 0) {
+                if (lead && image_save(ctx, best_path, &r, opt, &st) < 0) {
                     tool_error("train", "%s", tool_message());
                     goto done;
                 }
             }
-            if (image_save(ctx, ckpt_path, &r, opt, &st) < 0) {
+            if (lead && image_save(ctx, ckpt_path, &r, opt, &st) < 0) {
                 tool_error("train", "%s", tool_message());
                 goto done;
             }
             wrote_ckpt = 1;
         } else if (last) {
-            if (image_save(ctx, ckpt_path, &r, opt, &st) < 0) {
+            if (lead && image_save(ctx, ckpt_path, &r, opt, &st) < 0) {
                 tool_error("train", "%s", tool_message());
                 goto done;
             }
@@ -637,27 +744,43 @@ int cmd_train_image(int argc, char **argv)
         if (stop_reason) break;
     }
     if (!quiet) progress_done(&pr);
-    fclose(log);
+    if (log) fclose(log);
     log = NULL;
-    printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
+    if (dist) { /* every rank must hold the same bits; say so */
+        int same = 0;
+        if (fxp_dist_params_identical(dist, r.ps, &same) < 0 || !same) {
+            tool_error("train", "rank %d: %s", rank,
+                       same ? fxp_last_error() : "parameters differ between ranks");
+            goto done;
+        }
+        if (lead) printf("all %d ranks hold bit-identical parameters\n", ranks);
+    }
+    if (lead)
+        printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
            "checkpoint: %s\n",
            model ? model : cfg.mixing, st.step, total, st.train_seconds, st.best_valid, st.best_step,
            ckpt_path);
     if (stop_reason == 2) {
-        fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
+        if (lead) fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
         rc = EXIT_INTERRUPTED;
     } else {
         rc = 0;
     }
 done:
     if (log) fclose(log);
-    if (rc == 1 && !resume && !wrote_ckpt) { /* a run that failed before any checkpoint */
+    if (rc == 1 && !resume && !wrote_ckpt && lead) { /* failed before any checkpoint */
         remove(log_path);
+        char curves[4200];
+        snprintf(curves, sizeof curves, "%s/curves.png", out);
+        remove(curves);
+        remove(best_path);
         if (created_dir) rmdir(out);
     }
     free(perm);
     free(aug);
     free(aug2);
+    free(noise_all);
+    fxp_tensor_release(&noise);
     fxp_tape_free(tape);
     fxp_optim_free(opt);
     image_free(&r);
@@ -665,6 +788,7 @@ done:
     fxp_images_free(&valid);
     fxp_tensor_release(&xb);
     fxp_ctx_free(ctx);
+    if (rc != 0 && rc != EXIT_INTERRUPTED) tool_dist_fail(rc); /* end every rank */
     return rc;
 }
 
@@ -739,14 +863,32 @@ int cmd_eval_image(int argc, char **argv)
         fprintf(stderr, "flowexp eval: warning: the model was trained on %s, %s holds %s\n",
                 st.dataset, data, name);
     const int count = n > 0 && n < x.n ? n : x.n;
+    /* under MPI every rank evaluates its shard; the sums give the whole set */
+    int64_t off, cnt;
+    tool_shard(count, &off, &cnt);
+    if (tool_rank() > 0) quiet = 1;
     progress pr;
-    progress_init(&pr, stderr, count, 0, 0);
-    fxp_image_eval e;
-    if (fxp_image_model_evaluate(r.m, x.pixels, count, iw, batch ? batch : cfg.eval_batch,
-                                 (uint64_t)seed, quiet ? NULL : eval_progress,
-                                 quiet ? NULL : &pr, &e) < 0) {
+    progress_init(&pr, stderr, cnt, 0, 0);
+    fxp_image_eval e = { 0 };
+    e.iw_samples = iw;
+    const int64_t D = (int64_t)cfg.channels * cfg.height * cfg.width;
+    if (cnt > 0 &&
+        fxp_image_model_evaluate(r.m, x.pixels + off * D, (int)cnt, off, iw,
+                                 batch ? batch : cfg.eval_batch, (uint64_t)seed,
+                                 quiet ? NULL : eval_progress, quiet ? NULL : &pr, &e) < 0) {
         tool_error("eval", "%s", tool_message());
         goto done;
+    }
+    fxp_dist *dist = tool_dist(ctx);
+    if (dist) {
+        double red[5] = { e.sums[0], e.sums[1], e.sums[2], e.sums[3], (double)cnt };
+        if (fxp_dist_sum(dist, red, 5) < 0) {
+            tool_error("eval", "rank %d: %s", tool_rank(), fxp_last_error());
+            goto done;
+        }
+        memcpy(e.sums, red, sizeof e.sums);
+        e.n_images = (int64_t)red[4];
+        fxp_image_eval_finish(&e);
     }
     if (!quiet) progress_done(&pr);
     if (json) {
@@ -772,6 +914,7 @@ done:
     image_free(&r);
     fxp_images_free(&x);
     fxp_ctx_free(ctx);
+    if (rc != 0) tool_dist_fail(rc);
     return rc;
 }
 

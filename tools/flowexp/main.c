@@ -17,6 +17,7 @@
 #include "plot.h"
 #include "text.h"
 #include "tool.h"
+#include "dist.h"
 
 void tool_error(const char *cmd, const char *fmt, ...)
 {
@@ -117,7 +118,7 @@ static void usage(FILE *out)
             fxp_version());
 }
 
-int main(int argc, char **argv)
+static int run(int argc, char **argv)
 {
     if (argc < 2) {
         usage(stderr);
@@ -151,4 +152,17 @@ int main(int argc, char **argv)
     fprintf(stderr, "flowexp: unknown command \"%s\" (see flowexp help)\n",
             text_sanitize(safe, sizeof safe, cmd));
     return EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (tool_dist_init(&argc, &argv) < 0) return 1;
+    /* under MPI only rank 0 prints results; every rank's errors reach stderr */
+    if (tool_rank() > 0 && !freopen("/dev/null", "w", stdout)) return 1;
+    const int rc = run(argc, argv);
+    /* a rank that fails, wherever it failed, ends the whole job: its peers
+     * may be waiting for it in a collective */
+    if (rc != 0 && rc != EXIT_INTERRUPTED) tool_dist_fail(rc);
+    tool_dist_finish();
+    return rc;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tool.h"
+#include "dist.h"
 
 int tool_model_build(fxp_ctx *ctx, const fxp_graph_model_config *cfg, unsigned long long seed,
                      tool_model *m)
@@ -48,11 +49,15 @@ int tool_nll_per_node(fxp_tape *t, tool_model *m, const fxp_tensor *x, const fxp
     double total = 0;
     int rc = FXP_OK;
     fxp_flow_io io = { .training = 0, .adj = adj };
-    for (int start = 0; start < n && rc >= 0; start += batch) {
+    /* under MPI every rank takes its shard of the graphs; the sums are combined */
+    int64_t off, cnt;
+    tool_shard(n, &off, &cnt);
+    for (int start = (int)off; start < off + cnt && rc >= 0; start += batch) {
         fxp_tensor view;
         fxp_var *vx, *lp;
+        const int end = (int)(off + cnt);
         fxp_tape_reset(t);
-        rc = fxp_tensor_slice0(ctx, x, &view, start, n - start < batch ? n - start : batch);
+        rc = fxp_tensor_slice0(ctx, x, &view, start, end - start < batch ? end - start : batch);
         if (rc >= 0) rc = fxp_tape_input(t, &vx, &view, 0);
         if (rc >= 0) rc = fxp_model_log_prob(m->model, t, &io, vx, &lp);
         if (rc >= 0)
@@ -60,6 +65,8 @@ int tool_nll_per_node(fxp_tape *t, tool_model *m, const fxp_tensor *x, const fxp
     }
     fxp_tape_reset(t);
     if (rc < 0) return rc;
+    fxp_dist *d = tool_dist(ctx);
+    if (d && (rc = fxp_dist_sum(d, &total, 1)) < 0) return rc;
     *nll = total / ((double)n * nodes);
     return isfinite(*nll) ? FXP_OK : tool_fail(FXP_ENUMERIC, "the NLL is not finite");
 }
