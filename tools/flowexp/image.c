@@ -288,6 +288,17 @@ static int validate(fxp_ctx *ctx, image_run *r, const fxp_images *valid, int val
     return FXP_OK;
 }
 
+static double comm_seconds; /* time in the gradient reduction (MPI) */
+
+static int reduce_grads(fxp_dist *dist, fxp_params *ps, int64_t count)
+{
+    if (!dist) return FXP_OK;
+    const double t0 = progress_now();
+    const int rc = fxp_dist_grad_weighted(dist, ps, count);
+    comm_seconds += progress_now() - t0;
+    return rc;
+}
+
 /* The dequantisation noise of a whole global batch (standard normal for the
  * variational dequantiser, uniform for the uniform one): every rank draws
  * the same and uses its rows, so K ranks see what one process would. */
@@ -678,8 +689,7 @@ int cmd_train_image(int argc, char **argv)
             fxp_image_model_elbo_noise(r.m, tape, 1, vx, vn, &elbo, NULL) < 0 ||
             fxp_mean(tape, &loss, elbo, FXP_AXES_ALL, 0) < 0 ||
             fxp_scale(tape, &loss, loss, (float)-to_bpd) < 0 ||
-            fxp_tape_backward(tape, loss, NULL) < 0 ||
-            (dist && fxp_dist_grad_weighted(dist, r.ps, shard_n) < 0) ||
+            fxp_tape_backward(tape, loss, NULL) < 0 || reduce_grads(dist, r.ps, shard_n) < 0 ||
             fxp_optim_step(opt, NULL) < 0) {
             tool_error("train", "step %lld (rank %d): %s", st.step + 1, rank, fxp_last_error());
             goto done;
@@ -753,7 +763,10 @@ int cmd_train_image(int argc, char **argv)
                        same ? fxp_last_error() : "parameters differ between ranks");
             goto done;
         }
-        if (lead) printf("all %d ranks hold bit-identical parameters\n", ranks);
+        if (lead)
+            printf("all %d ranks hold bit-identical parameters; gradient reduction %.1f%% of "
+                   "this invocation (rank 0)\n", ranks,
+                   100 * comm_seconds / fmax(1e-9, progress_now() - t0));
     }
     if (lead)
         printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
