@@ -9,15 +9,15 @@
 static int write_arrays(fxp_ctx *ctx, const char *path, int n, const char *const *names,
                         const fxp_tensor *const *arrays, int n_attrs, const fxp_attr *attrs)
 {
-    char tmp[4096];
-    hid_t fid;
-    int rc = fxp__h5_create_tmp(ctx, path, tmp, sizeof tmp, &fid);
+    fxp__h5_writer w;
+    int rc = fxp__h5_create_tmp(ctx, path, &w);
     if (rc < 0) return rc;
+    const hid_t fid = w.fid;
     for (int k = 0; k < n && rc >= 0; k++)
         rc = fxp__h5_write_floats(ctx, fid, names[k], arrays[k]->ndim, arrays[k]->shape,
                                   arrays[k]->data, path);
     for (int k = 0; k < n_attrs && rc >= 0; k++) rc = fxp__h5_attr_write(ctx, fid, &attrs[k], path);
-    int fin = fxp__h5_finish(ctx, fid, tmp, path, rc >= 0);
+    int fin = fxp__h5_finish(ctx, &w, rc >= 0);
     return rc < 0 ? rc : fin;
 }
 

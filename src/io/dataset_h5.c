@@ -18,14 +18,14 @@ static const char *const split_names[3] = { "train", "valid", "test" };
 static int write_dataset(fxp_ctx *ctx, const char *path, const fxp_tensor *splits,
                          const fxp_attr *attrs, int n_attrs)
 {
-    char tmp[4096];
-    hid_t fid;
-    int rc = fxp__h5_create_tmp(ctx, path, tmp, sizeof tmp, &fid);
+    fxp__h5_writer w;
+    int rc = fxp__h5_create_tmp(ctx, path, &w);
     if (rc < 0) return rc;
+    const hid_t fid = w.fid;
     for (int k = 0; k < 3 && rc >= 0; k++)
         rc = fxp__h5_write_floats(ctx, fid, split_names[k], 3, splits[k].shape, splits[k].data, path);
     for (int k = 0; k < n_attrs && rc >= 0; k++) rc = fxp__h5_attr_write(ctx, fid, &attrs[k], path);
-    const int fin = fxp__h5_finish(ctx, fid, tmp, path, rc >= 0);
+    const int fin = fxp__h5_finish(ctx, &w, rc >= 0);
     return rc < 0 ? rc : fin;
 }
 

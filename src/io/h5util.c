@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,19 +13,31 @@
 
 #include "io/h5util.h"
 
-int fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, char *tmp, size_t size, hid_t *fid)
+int fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, fxp__h5_writer *w)
 {
-    *fid = -1;
+    w->fid = -1;
+    w->fd = -1;
+    w->path = path;
+    w->tmp[0] = '\0';
     if (!path || !*path) return FXP_ERR(ctx, FXP_EINVAL, "empty output path");
-    if (snprintf(tmp, size, "%s.tmp.%ld", path, (long)getpid()) >= (int)size)
+    if (snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof w->tmp)
         return FXP_ERR(ctx, FXP_EINVAL, "path too long (%zu bytes): %s", strlen(path), path);
-    errno = 0;
-    *fid = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (*fid < 0) {
-        const int err = errno;
-        unlink(tmp);
+    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (w->fd < 0)
         return FXP_ERR(ctx, FXP_EIO, "cannot create %s (does the directory exist and is it "
-                       "writable?%s%s)", tmp, err ? " " : "", err ? strerror(err) : "");
+                       "writable?): %s", w->tmp, strerror(errno));
+    /* In memory, growing by 1 MiB; the 1.8+ file format gives every
+     * metadata block (superblock, object headers, B-trees) a checksum. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) >= 0 &&
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) >= 0)
+        w->fid = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0) H5Pclose(fapl);
+    if (w->fid < 0) {
+        close(w->fd);
+        w->fd = -1;
+        unlink(w->tmp);
+        return FXP_ERR(ctx, FXP_ENOMEM, "cannot create the in-memory HDF5 file for %s", path);
     }
     return FXP_OK;
 }
@@ -44,25 +57,118 @@ static int sync_dir(const char *path)
     return r;
 }
 
-int fxp__h5_finish(fxp_ctx *ctx, hid_t fid, const char *tmp, const char *path, int ok)
+/* Bob Jenkins' lookup3 hash (hashlittle, initial value 0): the checksum of
+ * HDF5's metadata blocks. */
+#define ROT32(x, k) (((x) << (k)) | ((x) >> (32 - (k))))
+static uint32_t lookup3(const unsigned char *k, size_t length)
+{
+    uint32_t a, b, c;
+    a = b = c = 0xdeadbeefu + (uint32_t)length;
+    while (length > 12) {
+        a += k[0] + ((uint32_t)k[1] << 8) + ((uint32_t)k[2] << 16) + ((uint32_t)k[3] << 24);
+        b += k[4] + ((uint32_t)k[5] << 8) + ((uint32_t)k[6] << 16) + ((uint32_t)k[7] << 24);
+        c += k[8] + ((uint32_t)k[9] << 8) + ((uint32_t)k[10] << 16) + ((uint32_t)k[11] << 24);
+        a -= c; a ^= ROT32(c, 4); c += b;
+        b -= a; b ^= ROT32(a, 6); a += c;
+        c -= b; c ^= ROT32(b, 8); b += a;
+        a -= c; a ^= ROT32(c, 16); c += b;
+        b -= a; b ^= ROT32(a, 19); a += c;
+        c -= b; c ^= ROT32(b, 4); b += a;
+        length -= 12;
+        k += 12;
+    }
+    switch (length) {
+    case 12: c += (uint32_t)k[11] << 24; /* fall through */
+    case 11: c += (uint32_t)k[10] << 16; /* fall through */
+    case 10: c += (uint32_t)k[9] << 8; /* fall through */
+    case 9: c += k[8]; /* fall through */
+    case 8: b += (uint32_t)k[7] << 24; /* fall through */
+    case 7: b += (uint32_t)k[6] << 16; /* fall through */
+    case 6: b += (uint32_t)k[5] << 8; /* fall through */
+    case 5: b += k[4]; /* fall through */
+    case 4: a += (uint32_t)k[3] << 24; /* fall through */
+    case 3: a += (uint32_t)k[2] << 16; /* fall through */
+    case 2: a += (uint32_t)k[1] << 8; /* fall through */
+    case 1: a += k[0]; break;
+    case 0: return c;
+    }
+    c ^= b; c -= ROT32(b, 14);
+    a ^= c; a -= ROT32(c, 11);
+    b ^= a; b -= ROT32(a, 25);
+    c ^= b; c -= ROT32(b, 16);
+    a ^= c; a -= ROT32(c, 4);
+    b ^= a; b -= ROT32(a, 14);
+    c ^= b; c -= ROT32(b, 24);
+    return c;
+}
+
+/* HDF5 1.10's H5Fget_file_image clears the superblock's "file open for
+ * writing" flags in the copy without updating the superblock checksum
+ * (versions 2 and 3 carry one), so the image would not open.  Recompute it
+ * when it does not match. */
+static void fix_superblock_checksum(unsigned char *img, size_t size)
+{
+    if (size < 12 || memcmp(img, "\211HDF\r\n\032\n", 8) != 0 || (img[8] != 2 && img[8] != 3))
+        return;
+    const size_t len = 12 + 4 * (size_t)img[9]; /* four addresses of img[9] bytes */
+    if (len + 4 > size) return;
+    const uint32_t sum = lookup3(img, len);
+    for (int i = 0; i < 4; i++) img[len + i] = (unsigned char)(sum >> (8 * i));
+}
+
+/* Write all n bytes (short writes and EINTR retried); -1 with errno set. */
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        const ssize_t k = write(fd, p, n > ((size_t)1 << 30) ? (size_t)1 << 30 : n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k < 0) return -1;
+        if (k == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+int fxp__h5_finish(fxp_ctx *ctx, fxp__h5_writer *w, int ok)
 {
     int rc = ok ? FXP_OK : FXP_EIO;
-    if (fid >= 0 && H5Fclose(fid) < 0 && rc == FXP_OK)
-        rc = FXP_ERR(ctx, FXP_EIO, "cannot finish writing %s", tmp);
-    if (rc == FXP_OK) { /* make the data durable before it replaces the old file */
-        int fd = open(tmp, O_RDONLY);
-        if (fd < 0 || fsync(fd) < 0) rc = FXP_ERR(ctx, FXP_EIO, "cannot sync %s: %s", tmp, strerror(errno));
-        if (fd >= 0) close(fd);
+    char *image = NULL;
+    ssize_t size = 0;
+    if (w->fid >= 0) {
+        if (rc == FXP_OK && (H5Fflush(w->fid, H5F_SCOPE_GLOBAL) < 0 ||
+                             (size = H5Fget_file_image(w->fid, NULL, 0)) <= 0))
+            rc = FXP_ERR(ctx, FXP_EIO, "cannot finish the HDF5 image of %s", w->path);
+        if (rc == FXP_OK && !(image = malloc((size_t)size)))
+            rc = FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate %zd bytes for the image of %s", size,
+                         w->path);
+        if (rc == FXP_OK && H5Fget_file_image(w->fid, image, (size_t)size) != size)
+            rc = FXP_ERR(ctx, FXP_EIO, "cannot copy the HDF5 image of %s", w->path);
+        if (rc == FXP_OK) fix_superblock_checksum((unsigned char *)image, (size_t)size);
+        /* in memory: nothing to flush to disk, so the close cannot half-fail */
+        if (H5Fclose(w->fid) < 0 && rc == FXP_OK)
+            rc = FXP_ERR(ctx, FXP_EINTERNAL, "cannot close the in-memory HDF5 file of %s "
+                         "(an object in it is still open)", w->path);
+        w->fid = -1;
     }
-    if (rc == FXP_OK && rename(tmp, path) < 0)
-        rc = FXP_ERR(ctx, FXP_EIO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+    if (rc == FXP_OK && (write_all(w->fd, image, (size_t)size) < 0 || fsync(w->fd) < 0))
+        rc = FXP_ERR(ctx, FXP_EIO, "cannot write %s (%zd bytes): %s", w->tmp, size, strerror(errno));
+    free(image);
+    if (w->fd >= 0 && close(w->fd) < 0 && rc == FXP_OK)
+        rc = FXP_ERR(ctx, FXP_EIO, "cannot write %s: %s", w->tmp, strerror(errno));
+    w->fd = -1;
+    if (rc == FXP_OK && rename(w->tmp, w->path) < 0)
+        rc = FXP_ERR(ctx, FXP_EIO, "cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
     if (rc != FXP_OK) {
-        unlink(tmp);
+        if (w->tmp[0]) unlink(w->tmp);
         return rc;
     }
     /* the file is complete under its name; a failed directory sync only
      * weakens durability against power loss, so it is not an error */
-    (void)sync_dir(path);
+    (void)sync_dir(w->path);
     return FXP_OK;
 }
 
@@ -91,21 +197,88 @@ hid_t fxp__h5_lcpl(void)
     return lcpl;
 }
 
+hid_t fxp__h5_dcpl(int ndim, const hsize_t *dims, size_t elsize)
+{
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    if (dcpl < 0) return -1;
+    herr_t r;
+    if (ndim == 0) {
+        r = H5Pset_layout(dcpl, H5D_COMPACT);
+    } else {
+        /* the whole dataset as one chunk, halving leading dimensions until
+         * a chunk holds at most 1 MiB */
+        hsize_t chunk[FXP_MAX_DIMS];
+        double bytes = (double)elsize;
+        for (int i = 0; i < ndim; i++) {
+            chunk[i] = dims[i];
+            bytes *= (double)dims[i];
+        }
+        for (int i = 0; i < ndim && bytes > (1 << 20); i++)
+            while (chunk[i] > 1 && bytes > (1 << 20)) {
+                bytes = bytes / (double)chunk[i] * (double)((chunk[i] + 1) / 2);
+                chunk[i] = (chunk[i] + 1) / 2;
+            }
+        r = H5Pset_chunk(dcpl, ndim, chunk);
+        if (r >= 0) r = H5Pset_fletcher32(dcpl);
+    }
+    if (r < 0) {
+        H5Pclose(dcpl);
+        return -1;
+    }
+    return dcpl;
+}
+
+int fxp__h5_read_all(hid_t dset, hid_t memtype, void *buf)
+{
+    if (H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0) return 0;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    unsigned flags = 0, conf = 0;
+    size_t nelem = 0;
+    const int fletcher = dcpl >= 0 && H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags,
+                                                            &nelem, NULL, 0, NULL, &conf) >= 0;
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (!fletcher) return -1;
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    int r = -1;
+    if (dxpl >= 0 && H5Pset_edc_check(dxpl, H5Z_DISABLE_EDC) >= 0 &&
+        H5Dread(dset, memtype, H5S_ALL, H5S_ALL, dxpl, buf) >= 0)
+        r = FXP__H5_BADSUM; /* readable without the check: the data is damaged */
+    if (dxpl >= 0) H5Pclose(dxpl);
+    return r;
+}
+
+int fxp__h5_checksummed(hid_t dset)
+{
+    hid_t dcpl = H5Dget_create_plist(dset);
+    if (dcpl < 0) return 0;
+    unsigned flags = 0, conf = 0;
+    size_t nelem = 0;
+    int ok = H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nelem, NULL, 0, NULL,
+                                  &conf) >= 0;
+    if (!ok && H5Pget_layout(dcpl) == H5D_COMPACT) {
+        H5O_info_t oi;
+        ok = H5Oget_info(dset, &oi) >= 0 && oi.hdr.version >= 2; /* v2 headers have checksums */
+    }
+    H5Pclose(dcpl);
+    return ok;
+}
+
 int fxp__h5_write_floats(fxp_ctx *ctx, hid_t loc, const char *name, int ndim, const int *shape,
                          const float *data, const char *path)
 {
     hsize_t dims[FXP_MAX_DIMS];
     for (int i = 0; i < ndim; i++) dims[i] = (hsize_t)shape[i];
     int rc = FXP_OK;
-    hid_t lcpl = fxp__h5_lcpl();
+    hid_t lcpl = fxp__h5_lcpl(), dcpl = fxp__h5_dcpl(ndim, dims, sizeof(float));
     hid_t space = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
-    hid_t dset = lcpl >= 0 && space >= 0
-                     ? H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT)
+    hid_t dset = lcpl >= 0 && dcpl >= 0 && space >= 0
+                     ? H5Dcreate2(loc, name, H5T_IEEE_F32LE, space, lcpl, dcpl, H5P_DEFAULT)
                      : -1;
     if (dset < 0 || H5Dwrite(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         rc = FXP_ERR(ctx, FXP_EIO, "%s: cannot write dataset %s", path, name);
     if (dset >= 0) H5Dclose(dset);
     if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
     if (lcpl >= 0) H5Pclose(lcpl);
     return rc;
 }
@@ -286,11 +459,27 @@ int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int
                          name, i, dims[i]);
             goto out;
         }
+    /* A crafted header can declare terabytes in a small file; deflate
+     * compresses by at most about 1032:1, so more than that (plus 1 MiB of
+     * unwritten chunks' fill) is refused before allocating. */
+    double declared = sizeof(float);
+    for (int i = 0; i < nd; i++) declared *= dims[i];
+    hsize_t fsize = 0;
+    if (H5Fget_filesize(fid, &fsize) < 0 || declared > 1100.0 * (double)fsize + (1 << 20)) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" declares %.0f bytes, more than a "
+                     "%llu-byte file can hold (damaged file?)", path, name, declared,
+                     (unsigned long long)fsize);
+        goto out;
+    }
     if ((rc = fxp_tensor_alloc(ctx, out, nd, dims)) < 0) goto out;
-    if (H5Dread(dset, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->data) < 0) {
+    const int r = fxp__h5_read_all(dset, H5T_NATIVE_FLOAT, out->data);
+    if (r < 0) {
         fxp_tensor_release(out);
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read dataset \"%s\" (damaged or truncated file?)",
-                     path, name);
+        rc = r == FXP__H5_BADSUM
+                 ? FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset %s fails its checksum (the file is "
+                           "damaged)", path, name)
+                 : FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read dataset \"%s\" (damaged or "
+                           "truncated file?)", path, name);
         goto out;
     }
     const int64_t n = fxp_tensor_numel(out);

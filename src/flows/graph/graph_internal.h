@@ -1,4 +1,4 @@
-/* Internal ops of the graph layers (src/flows/graph/*.c). */
+/* Internal ops of the graph layers (the files of src/flows/graph). */
 #ifndef FXP_GRAPH_INTERNAL_H
 #define FXP_GRAPH_INTERNAL_H
 
