@@ -9,6 +9,7 @@
 
 void fxp_spectral_init(fxp_rng *rng, float *vec, int64_t n)
 {
+    FXP_API_SCOPE();
     fxp_rng_normal(rng, vec, (size_t)n, 0, 1);
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)vec[i] * vec[i];
@@ -94,6 +95,7 @@ int fxp_spectral_norm_conv(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, flo
                            int w_, fxp_padding padding, float coeff, int power_steps,
                            float *sigma_out)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     int rc = sn_check(ctx, __func__, w, u, v, coeff, power_steps);
@@ -142,6 +144,7 @@ out:
 int fxp_spectral_norm_dense(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, float *v,
                             float coeff, int power_steps, float *sigma_out)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     int rc = sn_check(ctx, __func__, w, u, v, coeff, power_steps);

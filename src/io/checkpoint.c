@@ -157,6 +157,7 @@ out:
 
 int fxp_checkpoint_save(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
 {
+    FXP_API_SCOPE();
     if (!path || !*path || !c || !c->params || c->n_rngs < 0 || c->n_config < 0 ||
         (c->n_rngs && (!c->rng_names || !c->rngs)) ||
         (c->n_config && (!c->config_keys || !c->config_values)))
@@ -423,6 +424,7 @@ out:
 
 int fxp_checkpoint_load(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
 {
+    FXP_API_SCOPE();
     if (!path || !*path || !c || !c->params || c->n_rngs < 0 || (c->n_rngs && (!c->rng_names || !c->rngs)))
         return FXP_ERR(ctx, FXP_EINVAL, "bad arguments: need a path, params, and arrays for "
                        "n_rngs = %d RNGs", c ? c->n_rngs : 0);
@@ -468,6 +470,7 @@ static int config_get(fxp_ctx *ctx, const char *path, const char *key, char *buf
 
 int fxp_checkpoint_config(fxp_ctx *ctx, const char *path, const char *key, char *buf, size_t size)
 {
+    FXP_API_SCOPE();
     if (!path || !key || !buf || !size) return FXP_ERR(ctx, FXP_EINVAL, "bad arguments");
     int rc;
     H5E_BEGIN_TRY { rc = config_get(ctx, path, key, buf, size); } H5E_END_TRY;
@@ -511,6 +514,7 @@ static int config_each(fxp_ctx *ctx, const char *path, fxp_config_visit_fn fn, v
 
 int fxp_checkpoint_config_each(fxp_ctx *ctx, const char *path, fxp_config_visit_fn fn, void *user)
 {
+    FXP_API_SCOPE();
     if (!path || !fn) return FXP_ERR(ctx, FXP_EINVAL, "bad arguments");
     int rc;
     H5E_BEGIN_TRY { rc = config_each(ctx, path, fn, user); } H5E_END_TRY;

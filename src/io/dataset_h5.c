@@ -32,6 +32,7 @@ static int write_dataset(fxp_ctx *ctx, const char *path, const fxp_tensor *split
 int fxp_mog_dataset_write(fxp_ctx *ctx, const char *path, const fxp_mog_dataset_config *cfg,
                           double *entropy, double *std_error)
 {
+    FXP_API_SCOPE();
     if (!ctx || !path || !*path || !cfg)
         return FXP_ERR(ctx, FXP_EINVAL, "ctx, path and cfg are required");
     fxp_mog_info info;
@@ -105,6 +106,7 @@ static int read_split(fxp_ctx *ctx, const char *path, const char *split, fxp_ten
 
 int fxp_dataset_read(fxp_ctx *ctx, const char *path, const char *split, fxp_tensor *out)
 {
+    FXP_API_SCOPE();
     if (out) memset(out, 0, sizeof *out);
     if (!path || !*path || !split || !*split || !out)
         return FXP_ERR(ctx, FXP_EINVAL, "path, split name and output are required");

@@ -207,6 +207,7 @@ static int random_orthogonal(fxp_ctx *ctx, fxp_rng *rng, float *q, int c)
 int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_convexp_opts *opts,
                     fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !opts || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     const fxp_convexp_opts *o = opts;
     if (o->channels < 1 || o->height < 1 || o->width < 1 || o->kernel < 1 || o->kernel % 2 == 0 ||
