@@ -23,5 +23,6 @@
 #include "flowexp/io.h"
 #include "flowexp/checkpoint.h"
 #include "flowexp/layers.h"
+#include "flowexp/graphflow.h"
 
 #endif

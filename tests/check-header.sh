@@ -1,12 +1,35 @@
 #!/bin/sh
-# The umbrella header compiles alone as strict C11 (and as C++ if available).
+# Every public header (include/flowexp.h and every include/flowexp/*.h,
+# found by globbing, so new headers are covered without editing this file)
+# compiles alone, included twice, as strict C11 and, if g++ is present, as
+# C++11; and flowexp.h includes every header of include/flowexp/.
+# Usage: check-header.sh CC INCLUDE_DIR
 cc=$1; inc=$2
 tmp=$(mktemp -d) || exit 1
 trap 'rm -rf "$tmp"' EXIT
-printf '#include "flowexp.h"\nint main(void) { return fxp_version()[0] == 0; }\n' > "$tmp/t.c"
-"$cc" -std=c11 -pedantic -Wall -Wextra -Werror -I"$inc" -c "$tmp/t.c" -o "$tmp/t.o" || exit 1
-if command -v g++ >/dev/null 2>&1; then
-    cp "$tmp/t.c" "$tmp/t.cpp"
-    g++ -std=c++11 -pedantic -Wall -Wextra -Werror -I"$inc" -c "$tmp/t.cpp" -o "$tmp/t2.o" || exit 1
-fi
-echo "flowexp.h compiles alone with -std=c11 -pedantic -Werror"
+have_cxx=0
+command -v g++ >/dev/null 2>&1 && have_cxx=1
+fails=0; n=0
+for h in "$inc"/flowexp.h "$inc"/flowexp/*.h; do
+    rel=${h#"$inc"/}
+    n=$((n + 1))
+    printf '#include "%s"\n#include "%s"\nint main(void) { return 0; }\n' "$rel" "$rel" > "$tmp/t.c"
+    if ! "$cc" -std=c11 -pedantic -Wall -Wextra -Werror -I"$inc" -c "$tmp/t.c" -o "$tmp/t.o" \
+            2>"$tmp/err"; then
+        echo "FAIL $rel does not compile alone as C11:"; head -n 5 "$tmp/err"; fails=$((fails + 1))
+    fi
+    if [ "$have_cxx" -eq 1 ]; then
+        cp "$tmp/t.c" "$tmp/t.cpp"
+        if ! g++ -std=c++11 -pedantic -Wall -Wextra -Werror -I"$inc" -c "$tmp/t.cpp" -o "$tmp/t2.o" \
+                2>"$tmp/err"; then
+            echo "FAIL $rel does not compile alone as C++11:"; head -n 5 "$tmp/err"; fails=$((fails + 1))
+        fi
+    fi
+    case $rel in
+    flowexp/*)
+        grep -q "^#include \"$rel\"" "$inc/flowexp.h" || {
+            echo "FAIL flowexp.h does not include $rel"; fails=$((fails + 1)); } ;;
+    esac
+done
+[ "$fails" -eq 0 ] || { echo "$fails failure(s)"; exit 1; }
+echo "$n public headers compile alone with -std=c11 -pedantic -Werror$([ "$have_cxx" -eq 1 ] && echo ' and as C++11'), and flowexp.h includes them all"

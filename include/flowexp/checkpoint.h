@@ -23,11 +23,11 @@
  *
  * Checksums (format version 2): every dataset is stored chunked with HDF5's
  * Fletcher32 filter (a scalar in its object header), and the file uses the
- * HDF5 1.8+ format, whose metadata blocks all carry checksums, so a flipped
+ * HDF5 1.10 format, whose metadata blocks all carry checksums, so a flipped
  * bit anywhere is detected on load: FXP_EFORMAT naming the dataset ("... :
  * dataset params/flow/3/w fails its checksum (the file is damaged)") or the
  * damaged structure.  A version 2 dataset without a checksum is FXP_EFORMAT.
- * Version 1 files (no checksums) still load.  h5py and any HDF5 >= 1.8 read
+ * Version 1 files (no checksums) still load.  h5py and any HDF5 >= 1.10 read
  * both versions.
  *
  * Writing is atomic ("<path>.tmp.<pid>", sync, rename, sync of the

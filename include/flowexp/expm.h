@@ -36,6 +36,7 @@
 #define FLOWEXP_EXPM_H
 
 #include "flowexp/ops.h"
+#include "flowexp/rng.h"
 
 #ifdef __cplusplus
 extern "C" {

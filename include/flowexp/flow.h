@@ -25,6 +25,7 @@
 #ifndef FLOWEXP_FLOW_H
 #define FLOWEXP_FLOW_H
 
+#include "flowexp/rng.h"
 #include "flowexp/tape.h"
 
 #ifdef __cplusplus

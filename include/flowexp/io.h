@@ -11,8 +11,9 @@
  * (its image is held twice, briefly, while it is written out).  Every
  * dataset written carries a Fletcher32 checksum (chunked layout; a scalar
  * lives in its checksummed object header) and all metadata is checksummed
- * (HDF5 1.8+ file format); readers report a dataset whose data fails its
- * checksum as FXP_EFORMAT "... dataset NAME fails its checksum".
+ * (the HDF5 1.10 file format, read by HDF5 >= 1.10 and h5py); readers
+ * report a dataset whose data fails its checksum as FXP_EFORMAT
+ * "... dataset NAME fails its checksum".
  * Readers validate everything and report missing or unreadable files
  * (FXP_EIO), files that are not HDF5 or are damaged or truncated
  * (FXP_EFORMAT), missing entries (FXP_ENOTFOUND), and entries of the wrong

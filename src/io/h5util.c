@@ -13,6 +13,17 @@
 
 #include "io/h5util.h"
 
+/* Every fxp__h5_open starts a new generation: the global heap check
+ * (global_heaps_sound, below) is done once per opening (a config read visits
+ * many attributes of one open file), never reused for a file opened again
+ * (its bytes may have changed).  HDF5 calls are single-threaded (io.h), so
+ * plain statics suffice. */
+static unsigned open_generation;
+static struct {
+    unsigned generation;
+    int ok;
+} heap_check;
+
 int fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, fxp__h5_writer *w)
 {
     w->fid = -1;
@@ -26,11 +37,11 @@ int fxp__h5_create_tmp(fxp_ctx *ctx, const char *path, fxp__h5_writer *w)
     if (w->fd < 0)
         return FXP_ERR(ctx, FXP_EIO, "cannot create %s (does the directory exist and is it "
                        "writable?): %s", w->tmp, strerror(errno));
-    /* In memory, growing by 1 MiB; the 1.8+ file format gives every
+    /* In memory, growing by 1 MiB; the 1.10 file format gives every
      * metadata block (superblock, object headers, B-trees) a checksum. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl >= 0 && H5Pset_fapl_core(fapl, (size_t)1 << 20, 0) >= 0 &&
-        H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) >= 0)
+        H5Pset_libver_bounds(fapl, H5F_LIBVER_V110, H5F_LIBVER_LATEST) >= 0)
         w->fid = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0) H5Pclose(fapl);
     if (w->fid < 0) {
@@ -179,6 +190,7 @@ int fxp__h5_open(fxp_ctx *ctx, const char *path, hid_t *fid)
         return FXP_ERR(ctx, FXP_EIO, "cannot read %s: %s", path ? path : "(null)",
                        path ? strerror(errno) : "no path");
     if (!S_ISREG(st.st_mode)) return FXP_ERR(ctx, FXP_EIO, "%s is not a regular file", path);
+    if (++open_generation == 0) open_generation = 1;
     htri_t is = H5Fis_hdf5(path);
     if (is <= 0) return FXP_ERR(ctx, FXP_EFORMAT, "%s is not an HDF5 file", path);
     *fid = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -228,8 +240,42 @@ hid_t fxp__h5_dcpl(int ndim, const hsize_t *dims, size_t elsize)
     return dcpl;
 }
 
+/* Layout facts HDF5 1.10 trusts when reading and that a damaged file can
+ * get wrong (both found by fuzzing, each a read past a heap buffer inside
+ * H5Dread), checked here through the public API: nonzero if dset's layout
+ * is inconsistent.
+ *   - compact: the data kept in the object header must be exactly the
+ *     dataspace's size;
+ *   - chunked: every chunk dimension must be >= 1 and no larger than the
+ *     dataset's maximum dimension where that is fixed (HDF5's own rule when
+ *     creating a dataset; a larger chunk makes H5Dread copy a chunk's worth
+ *     from a smaller decompressed buffer). */
+static int layout_inconsistent(hid_t dset)
+{
+    hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), type = H5Dget_type(dset);
+    int bad = dcpl < 0 || space < 0 || type < 0;
+    const H5D_layout_t layout = bad ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
+    if (!bad && layout == H5D_COMPACT) {
+        const hssize_t n = H5Sget_simple_extent_npoints(space);
+        const size_t el = H5Tget_size(type);
+        bad = n < 0 || el == 0 || H5Dget_storage_size(dset) != (hsize_t)n * el;
+    } else if (!bad && layout == H5D_CHUNKED) {
+        hsize_t dims[32], maxdims[32], chunk[32];
+        const int nd = H5Sget_simple_extent_ndims(space);
+        bad = nd < 0 || nd > 32 || H5Sget_simple_extent_dims(space, dims, maxdims) < 0 ||
+              H5Pget_chunk(dcpl, nd, chunk) != nd;
+        for (int i = 0; !bad && i < nd; i++)
+            bad = chunk[i] < 1 || (maxdims[i] != H5S_UNLIMITED && chunk[i] > maxdims[i]);
+    }
+    if (type >= 0) H5Tclose(type);
+    if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    return bad;
+}
+
 int fxp__h5_read_all(hid_t dset, hid_t memtype, void *buf)
 {
+    if (layout_inconsistent(dset)) return -1;
     if (H5Dread(dset, memtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0) return 0;
     hid_t dcpl = H5Dget_create_plist(dset);
     unsigned flags = 0, conf = 0;
@@ -307,6 +353,64 @@ int fxp__h5_attr_write(fxp_ctx *ctx, hid_t obj, const fxp_attr *a, const char *p
     return w < 0 ? FXP_ERR(ctx, FXP_EIO, "%s: cannot write attribute %s", path, a->key) : FXP_OK;
 }
 
+/* ---- global heap validation ------------------------------------------------
+ * Variable-length strings (how we and h5py store text attributes) live in
+ * the file's global heap collections.  HDF5 1.10 trusts the object sizes
+ * inside a collection: a damaged size makes H5Aread copy past the heap
+ * (memcpy of gigabytes) or loop forever (a zero size), which fuzzing found
+ * at once.  Before reading such a string we walk every collection of the
+ * file ourselves with bounds checks.  A collection (HDF5 format spec, "Global
+ * Heap"): "GCOL", version 1, 3 reserved bytes, its total size (8 bytes,
+ * >= 4096), then objects of 16-byte headers (index u16, references u16,
+ * reserved u32, data size u64) and data padded to 8 bytes; index 0 is the
+ * free space, whose size covers its header.  Only 8-byte lengths are
+ * checked (what HDF5 writes by default); a candidate whose header does not
+ * fit is not a collection (HDF5 refuses it too). */
+static uint64_t le64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* 1 if the collection starting at c (avail bytes to the end of the file) is
+ * sound or is not a collection, 0 if it is damaged. */
+static int heap_sound(const unsigned char *c, uint64_t avail)
+{
+    if (avail < 16 || c[4] != 1 || c[5] || c[6] || c[7]) return 1;
+    const uint64_t size = le64(c + 8);
+    if (size < 4096 || size > avail) return 1; /* not a collection HDF5 would load */
+    for (uint64_t p = 16; p < size;) {
+        if (size - p < 16) return 1; /* a tail too small for an object: free space */
+        const unsigned idx = (unsigned)c[p] | (unsigned)c[p + 1] << 8;
+        const uint64_t len = le64(c + p + 8);
+        if (len > size) return 0;
+        const uint64_t need = idx ? 16 + ((len + 7) & ~(uint64_t)7) : len;
+        if (need == 0 || need > size - p) return 0;
+        p += need;
+    }
+    return 1;
+}
+
+/* Nonzero if every global heap collection of the file at path is sound. */
+static int global_heaps_sound(const char *path)
+{
+    if (heap_check.generation == open_generation && open_generation != 0) return heap_check.ok;
+    struct stat st;
+    FILE *f = fopen(path, "rb");
+    int ok = f && fstat(fileno(f), &st) == 0 && st.st_size > 0;
+    unsigned char *all = ok ? malloc((size_t)st.st_size) : NULL;
+    ok = ok && all && fread(all, 1, (size_t)st.st_size, f) == (size_t)st.st_size;
+    for (off_t i = 0; ok && i + 4 <= st.st_size; i++)
+        if (all[i] == 'G' && !memcmp(all + i, "GCOL", 4))
+            ok = heap_sound(all + i, (uint64_t)(st.st_size - i));
+    free(all);
+    if (f) fclose(f);
+    heap_check.generation = open_generation;
+    heap_check.ok = ok;
+    return ok;
+}
+
 int fxp__h5_attr_text(fxp_ctx *ctx, hid_t obj, const char *key, char *buf, size_t size,
                       const char *path)
 {
@@ -316,7 +420,10 @@ int fxp__h5_attr_text(fxp_ctx *ctx, hid_t obj, const char *key, char *buf, size_
     hid_t attr = H5Aopen(obj, key, H5P_DEFAULT), type = attr >= 0 ? H5Aget_type(attr) : -1;
     H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
     if (cls == H5T_STRING) {
-        if (H5Tis_variable_str(type) > 0) {
+        if (H5Tis_variable_str(type) > 0 && !global_heaps_sound(path)) {
+            rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read attribute %s: the file's global heap "
+                         "(where text is stored) is damaged", path, key);
+        } else if (H5Tis_variable_str(type) > 0) {
             char *s = NULL;
             hid_t mem = H5Tcopy(type); /* same character set: no conversion */
             if (H5Aread(attr, mem, &s) < 0 || !s)

@@ -39,7 +39,7 @@ hid_t fxp__h5_lcpl(void);
 /* The dataset creation property list every writer uses: chunked layout with
  * the Fletcher32 checksum filter (chunks of at most 1 MiB), or for a scalar
  * (ndim 0) the compact layout, whose data sits in the object header and is
- * covered by the header's own checksum (files are written in the HDF5 1.8+
+ * covered by the header's own checksum (files are written in the HDF5 1.10
  * format, whose metadata all carry checksums).  elsize: bytes per element. */
 hid_t fxp__h5_dcpl(int ndim, const hsize_t *dims, size_t elsize);
 
