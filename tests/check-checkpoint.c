@@ -51,8 +51,11 @@ typedef struct snapshot {
 static void take(snapshot *s, fxp_params *ps, fxp_optim *o, const fxp_rng *r)
 {
     memset(s, 0, sizeof *s);
-    memcpy(s->tr, fxp_params_data(ps, 0), fxp_params_size(ps, 0) * sizeof(float));
-    memcpy(s->st, fxp_params_data(ps, 1), fxp_params_size(ps, 1) * sizeof(float));
+    /* an empty section has no data pointer: memcpy(dst, NULL, 0) is undefined */
+    if (fxp_params_size(ps, 0))
+        memcpy(s->tr, fxp_params_data(ps, 0), fxp_params_size(ps, 0) * sizeof(float));
+    if (fxp_params_size(ps, 1))
+        memcpy(s->st, fxp_params_data(ps, 1), fxp_params_size(ps, 1) * sizeof(float));
     if (o) {
         memcpy(s->m, fxp_optim_m(o), fxp_optim_state_size(o) * sizeof(float));
         memcpy(s->v, fxp_optim_v(o), fxp_optim_state_size(o) * sizeof(float));
