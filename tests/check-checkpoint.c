@@ -527,6 +527,56 @@ START_TEST(test_checksums)
 }
 END_TEST
 
+/* Replace root attribute `key` of the file at path by one holding n values
+ * of `type` (from `data`). */
+static void set_attr_array(const char *path, const char *key, hid_t type, int n, const void *data)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    if (H5Aexists(f, key) > 0) ck_assert_int_ge(H5Adelete(f, key), 0);
+    const hsize_t dims[1] = { (hsize_t)n };
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(f, key, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_ge(H5Awrite(a, type, data), 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+/* Attributes the readers take as one value must hold one value: an array
+ * in their place was read over the reader's single variable (a stack
+ * overrun); now FXP_EFORMAT. */
+START_TEST(test_attribute_arrays_refused)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_params *ps = make_params(ctx, 0, 1);
+    const fxp_checkpoint c = { ps, NULL, 0, NULL, NULL, 0, NULL, NULL };
+    ck_assert_ok(fxp_checkpoint_save(ctx, in_dir("c.h5"), &c));
+    int64_t many[64];
+    for (int i = 0; i < 64; i++) many[i] = 2;
+    set_attr_array(in_dir("c.h5"), "format_version", H5T_NATIVE_INT64, 64, many);
+    stderr_capture_begin();
+    ck_assert_fails(fxp_checkpoint_load(ctx, in_dir("c.h5"), &c), FXP_EFORMAT, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "format_version"));
+    double d[64] = { 0 };
+    set_attr_array(in_dir("c.h5"), "library_version", H5T_NATIVE_DOUBLE, 64, d);
+    char buf[64];
+    ck_assert_fails(fxp_h5_read_attr(ctx, in_dir("c.h5"), "library_version", buf, sizeof buf),
+                    FXP_EFORMAT, ctx);
+    const char *strs[8] = { "a", "b", "c", "d", "e", "f", "g", "h" };
+    hid_t vs = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vs, H5T_VARIABLE);
+    set_attr_array(in_dir("c.h5"), "format", vs, 8, strs);
+    H5Tclose(vs);
+    ck_assert_fails(fxp_checkpoint_load(ctx, in_dir("c.h5"), &c), FXP_EFORMAT, ctx);
+    ck_assert_int_eq(stderr_capture_end(), 0);
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -540,6 +590,7 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_atomic_save);
     tcase_add_test(tc, test_save_disk_full);
     tcase_add_test(tc, test_checksums);
+    tcase_add_test(tc, test_attribute_arrays_refused);
     suite_add_tcase(s, tc);
     return s;
 }

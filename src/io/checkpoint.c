@@ -196,7 +196,8 @@ static int attr_int64(fxp_ctx *ctx, hid_t obj, const char *key, int64_t *v, cons
     if (H5Aexists(obj, key) <= 0) return FXP_ERR(ctx, FXP_EFORMAT, "%s: attribute \"%s\" is missing", path, key);
     int rc = FXP_OK;
     hid_t a = H5Aopen(obj, key, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1;
-    if (t < 0 || H5Tget_class(t) != H5T_INTEGER || H5Aread(a, H5T_NATIVE_INT64, v) < 0)
+    if (t < 0 || H5Tget_class(t) != H5T_INTEGER || !fxp__h5_attr_sane(a, t) ||
+        H5Aread(a, H5T_NATIVE_INT64, v) < 0)
         rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: attribute \"%s\" is not a readable integer", path, key);
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);

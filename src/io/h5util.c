@@ -249,11 +249,18 @@ hid_t fxp__h5_dcpl(int ndim, const hsize_t *dims, size_t elsize)
  *   - chunked: every chunk dimension must be >= 1 and no larger than the
  *     dataset's maximum dimension where that is fixed (HDF5's own rule when
  *     creating a dataset; a larger chunk makes H5Dread copy a chunk's worth
- *     from a smaller decompressed buffer). */
+ *     from a smaller decompressed buffer);
+ *   - numbers: an integer or floating-point element of 1 to 16 bytes (a
+ *     damaged size has the same effect as a damaged chunk). */
 static int layout_inconsistent(hid_t dset)
 {
     hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), type = H5Dget_type(dset);
     int bad = dcpl < 0 || space < 0 || type < 0;
+    if (!bad) {
+        const H5T_class_t cls = H5Tget_class(type);
+        const size_t el = H5Tget_size(type);
+        if ((cls == H5T_INTEGER || cls == H5T_FLOAT) && (el < 1 || el > 16)) bad = 1;
+    }
     const H5D_layout_t layout = bad ? H5D_LAYOUT_ERROR : H5Pget_layout(dcpl);
     if (!bad && layout == H5D_COMPACT) {
         const hssize_t n = H5Sget_simple_extent_npoints(space);
@@ -411,6 +418,20 @@ static int global_heaps_sound(const char *path)
     return ok;
 }
 
+int fxp__h5_attr_sane(hid_t attr, hid_t type)
+{
+    hid_t space = H5Aget_space(attr);
+    const hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
+    if (space >= 0) H5Sclose(space);
+    if (n != 1) return 0; /* our readers take one value: more would overrun it */
+    const H5T_class_t cls = H5Tget_class(type);
+    const size_t el = H5Tget_size(type);
+    if (cls == H5T_INTEGER || cls == H5T_FLOAT) return el >= 1 && el <= 16;
+    if (cls == H5T_STRING && H5Tis_variable_str(type) <= 0)
+        return el >= 1 && el <= ((size_t)1 << 20) && H5Aget_storage_size(attr) == el;
+    return 1;
+}
+
 int fxp__h5_attr_text(fxp_ctx *ctx, hid_t obj, const char *key, char *buf, size_t size,
                       const char *path)
 {
@@ -419,7 +440,10 @@ int fxp__h5_attr_text(fxp_ctx *ctx, hid_t obj, const char *key, char *buf, size_
     int rc = FXP_OK;
     hid_t attr = H5Aopen(obj, key, H5P_DEFAULT), type = attr >= 0 ? H5Aget_type(attr) : -1;
     H5T_class_t cls = type >= 0 ? H5Tget_class(type) : H5T_NO_CLASS;
-    if (cls == H5T_STRING) {
+    if (type >= 0 && !fxp__h5_attr_sane(attr, type)) {
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: attribute %s is not a single value of a sane size "
+                     "(damaged file?)", path, key);
+    } else if (cls == H5T_STRING) {
         if (H5Tis_variable_str(type) > 0 && !global_heaps_sound(path)) {
             rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read attribute %s: the file's global heap "
                          "(where text is stored) is damaged", path, key);

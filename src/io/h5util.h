@@ -61,7 +61,14 @@ int fxp__h5_write_floats(fxp_ctx *ctx, hid_t loc, const char *name, int ndim, co
 
 /* Attribute writers on an object. */
 int fxp__h5_attr_write(fxp_ctx *ctx, hid_t obj, const fxp_attr *a, const char *path);
-/* Read an attribute as text into buf (numbers with %.17g). */
+/* Nonzero if attribute attr (of type `type`) holds exactly one value of a
+ * sane size (a number of 1..16 bytes, a fixed string of at most 1 MiB whose
+ * stored size matches): what our readers, which read one value, can take
+ * without HDF5 writing past it or trusting a damaged size. */
+int fxp__h5_attr_sane(hid_t attr, hid_t type);
+
+/* Read an attribute as text into buf (numbers with %.17g); FXP_EFORMAT
+ * unless fxp__h5_attr_sane. */
 int fxp__h5_attr_text(fxp_ctx *ctx, hid_t obj, const char *key, char *buf, size_t size,
                       const char *path);
 
