@@ -55,6 +55,13 @@ START_TEST(test_raw_huge_sizes)
     ck_assert(isnan(fxp_conv_exp_logdet(k, 1 << 16, 1, 1, 1 << 15 | 1, 1 << 15 | 1)));
     ck_assert(isnan(fxp_graph_conv_exp_logdet(k, 3, 1 << 21)));
     for (int i = 0; i < 16; i++) ck_assert(y[i] == 0.0f);
+    /* the other functions of expm.h taking sizes */
+    fxp_rng r;
+    fxp_rng_seed(&r, 1);
+        fxp_spectral_init(&r, y, -5);
+    ck_assert_ptr_nonnull(strstr(fxp_last_error(), "fxp_spectral_init: "));
+    fxp_spectral_init(&r, y, (int64_t)1 << 62);
+    for (int i = 0; i < 16; i++) ck_assert(y[i] == 0.0f);
     /* within the limit but beyond memory: the workspace is reserved first,
      * so this is FXP_ENOMEM, not a read of 2^38 floats from x */
     fxp_ctx *ctx = test_ctx(1);

@@ -193,7 +193,9 @@ FXP_API int fxp_spectral_norm_conv(fxp_tape *t, fxp_var **out, fxp_var *w, float
 FXP_API int fxp_spectral_norm_dense(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, float *v,
                                     float coeff, int power_steps, float *sigma_out);
 
-/* Fill a power-iteration vector with a normalised N(0, I) draw. */
+/* Fill a power-iteration vector with a normalised N(0, I) draw.  With a
+ * NULL argument or n outside [1, FXP_MAX_ELEMENTS] it does nothing but set
+ * fxp_last_error() (FXP_EINVAL). */
 FXP_API void fxp_spectral_init(fxp_rng *rng, float *vec, int64_t n);
 
 /* ==== small dense linear algebra (double precision LU) ========================= */
