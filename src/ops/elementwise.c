@@ -273,15 +273,31 @@ int fxp_add_scalar(fxp_tape *t, fxp_var **out, fxp_var *x, float c)
     FXP_API_SCOPE();
     return unary(t, out, x, UN_ADDC, c, __func__);
 }
-int fxp_exp(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_EXP, 0, __func__); }
-int fxp_log(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_LOG, 0, __func__); }
-int fxp_tanh(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_TANH, 0, __func__); }
+int fxp_exp(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_EXP, 0, __func__);
+}
+int fxp_log(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_LOG, 0, __func__);
+}
+int fxp_tanh(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_TANH, 0, __func__);
+}
 int fxp_sigmoid(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
     FXP_API_SCOPE();
     return unary(t, out, x, UN_SIGMOID, 0, __func__);
 }
-int fxp_relu(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_RELU, 0, __func__); }
+int fxp_relu(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_RELU, 0, __func__);
+}
 int fxp_softplus(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
     FXP_API_SCOPE();
