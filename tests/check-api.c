@@ -32,6 +32,11 @@ START_TEST(test_numel_never_wraps)
     fxp_tensor a;
     ck_assert_fails(fxp_tensor_alloc(NULL, &a, 4, big), FXP_EINVAL, NULL);
     ck_assert_ptr_null(a.data);
+    /* the functions that size their work by numel refuse such a struct */
+    float buf[4] = { 0 };
+    fxp_tensor w1 = fxp_tensor_wrap(buf, 4, big), w2 = fxp_tensor_wrap(buf, 4, big);
+    ck_assert_fails(fxp_tensor_copy(NULL, &w1, &w2), FXP_EINVAL, NULL);
+    ck_assert_fails(fxp_tensor_check_finite(NULL, &w1, "w1"), FXP_EINVAL, NULL);
 }
 END_TEST
 

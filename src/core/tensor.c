@@ -133,6 +133,7 @@ char *fxp_tensor_shape_str(const fxp_tensor *t, char *buf, size_t size)
 int fxp_tensor_check_finite(fxp_ctx *ctx, const fxp_tensor *t, const char *what)
 {
     int64_t n = fxp_tensor_numel(t);
+    if (n < 0) return FXP_ERR(ctx, FXP_EINVAL, "%s has an impossible shape", what ? what : "tensor");
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(t->data[i]))
             return FXP_ERR(ctx, FXP_ENUMERIC, "%s holds %s at flat index %lld",
@@ -143,6 +144,8 @@ int fxp_tensor_check_finite(fxp_ctx *ctx, const fxp_tensor *t, const char *what)
 
 int fxp_tensor_copy(fxp_ctx *ctx, fxp_tensor *dst, const fxp_tensor *src)
 {
+    if (!dst || !src || fxp_tensor_numel(src) < 0)
+        return FXP_ERR(ctx, FXP_EINVAL, "NULL tensor or an impossible shape");
     if (fxp_tensor_numel(dst) != fxp_tensor_numel(src)) {
         char a[64], b[64];
         return FXP_ERR(ctx, FXP_ESHAPE, "cannot copy %s into %s",
