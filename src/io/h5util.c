@@ -249,9 +249,44 @@ hid_t fxp__h5_dcpl(int ndim, const hsize_t *dims, size_t elsize)
  *   - chunked: every chunk dimension must be >= 1 and no larger than the
  *     dataset's maximum dimension where that is fixed (HDF5's own rule when
  *     creating a dataset; a larger chunk makes H5Dread copy a chunk's worth
- *     from a smaller decompressed buffer);
+ *     from a smaller decompressed buffer), so must every current dimension,
+ *     and the chunk index must be sound
+ *     (chunks_inconsistent);
  *   - numbers: an integer or floating-point element of 1 to 16 bytes (a
  *     damaged size has the same effect as a damaged chunk). */
+/* The chunk index of a chunked dataset: at most one entry per position of
+ * the chunk grid, each at a distinct, aligned position inside the dataset,
+ * with a stored size that an unfiltered chunk must match exactly and a
+ * filtered one cannot exceed by much (deflate's worst case is about 0.1%
+ * more, plus Fletcher32's 4 bytes).  Nonzero if it is damaged (fuzzing found
+ * entries repeating one position, over which H5Dread read past a buffer). */
+static int chunks_inconsistent(hid_t dset, hid_t dcpl, hid_t space, int nd, const hsize_t *dims,
+                               const hsize_t *chunk, size_t el)
+{
+    hsize_t n = 0, grid = 1, bytes = el;
+    for (int i = 0; i < nd; i++) {
+        grid *= (dims[i] + chunk[i] - 1) / chunk[i];
+        bytes *= chunk[i];
+    }
+    if (H5Dget_num_chunks(dset, space, &n) < 0 || n > grid) return 1;
+    if (n == 0) return 0;
+    const int filtered = H5Pget_nfilters(dcpl) > 0;
+    hsize_t *seen = malloc((size_t)n * (size_t)nd * sizeof *seen);
+    int bad = !seen;
+    for (hsize_t k = 0; !bad && k < n; k++) {
+        hsize_t *off = seen + k * (hsize_t)nd, size = 0;
+        unsigned mask = 0;
+        haddr_t addr;
+        bad = H5Dget_chunk_info(dset, space, k, off, &mask, &addr, &size) < 0 ||
+              (filtered ? size > bytes + bytes / 512 + 64 : size != bytes);
+        for (int i = 0; !bad && i < nd; i++) bad = off[i] % chunk[i] != 0 || off[i] >= dims[i];
+        for (hsize_t j = 0; !bad && j < k; j++) /* a position twice (n is small in practice) */
+            bad = !memcmp(seen + j * (hsize_t)nd, off, (size_t)nd * sizeof *off);
+    }
+    free(seen);
+    return bad;
+}
+
 static int layout_inconsistent(hid_t dset)
 {
     hid_t dcpl = H5Dget_create_plist(dset), space = H5Dget_space(dset), type = H5Dget_type(dset);
@@ -272,7 +307,9 @@ static int layout_inconsistent(hid_t dset)
         bad = nd < 0 || nd > 32 || H5Sget_simple_extent_dims(space, dims, maxdims) < 0 ||
               H5Pget_chunk(dcpl, nd, chunk) != nd;
         for (int i = 0; !bad && i < nd; i++)
-            bad = chunk[i] < 1 || (maxdims[i] != H5S_UNLIMITED && chunk[i] > maxdims[i]);
+            bad = chunk[i] < 1 || (maxdims[i] != H5S_UNLIMITED &&
+                                   (chunk[i] > maxdims[i] || dims[i] > maxdims[i]));
+        if (!bad) bad = chunks_inconsistent(dset, dcpl, space, nd, dims, chunk, H5Tget_size(type));
     }
     if (type >= 0) H5Tclose(type);
     if (space >= 0) H5Sclose(space);
@@ -371,8 +408,10 @@ int fxp__h5_attr_write(fxp_ctx *ctx, hid_t obj, const fxp_attr *a, const char *p
  * >= 4096), then objects of 16-byte headers (index u16, references u16,
  * reserved u32, data size u64) and data padded to 8 bytes; index 0 is the
  * free space, whose size covers its header.  Only 8-byte lengths are
- * checked (what HDF5 writes by default); a candidate whose header does not
- * fit is not a collection (HDF5 refuses it too). */
+ * checked (what HDF5 writes by default).  "GCOL" followed by a 1 inside
+ * other data would be taken for a damaged collection: a chance of about
+ * 2^-40 per byte of the file, which would make a text attribute unreadable,
+ * never a crash. */
 static uint64_t le64(const unsigned char *p)
 {
     uint64_t v = 0;
@@ -381,12 +420,17 @@ static uint64_t le64(const unsigned char *p)
 }
 
 /* 1 if the collection starting at c (avail bytes to the end of the file) is
- * sound or is not a collection, 0 if it is damaged. */
+ * sound or is not a collection (HDF5 refuses any version but 1), 0 if it is
+ * damaged.  HDF5 ignores the reserved bytes, so we do too (fuzzing found a
+ * collection with non-zero reserved bytes and a damaged object that HDF5
+ * loaded).  A size beyond the file or too small for one object counts as
+ * damage. */
 static int heap_sound(const unsigned char *c, uint64_t avail)
 {
-    if (avail < 16 || c[4] != 1 || c[5] || c[6] || c[7]) return 1;
+    if (avail < 16) return 0;
+    if (c[4] != 1) return 1;
     const uint64_t size = le64(c + 8);
-    if (size < 4096 || size > avail) return 1; /* not a collection HDF5 would load */
+    if (size < 32 || size > avail) return 0;
     for (uint64_t p = 16; p < size;) {
         if (size - p < 16) return 1; /* a tail too small for an object: free space */
         const unsigned idx = (unsigned)c[p] | (unsigned)c[p + 1] << 8;
