@@ -1,11 +1,12 @@
 #!/bin/sh
 # Install the Debian packages libflowexp needs (if missing) and build it into
 # build/.  Called by ./run-demo and ./run-tests; safe to run repeatedly.
-#   scripts/setup.sh [tests]
+#   scripts/setup.sh [tests|fuzz]
 # "tests" also installs what only the test suite uses: Python's h5py and numpy
 # (tests/check-h5py.sh reads our HDF5 files with them; never a library
 # dependency) and Debian's copy of Fashion-MNIST (the image readers are tested
-# on the real files when they are there).
+# on the real files when they are there).  "fuzz" also installs clang and its
+# libFuzzer runtime, which only the fuzz build needs (scripts/fuzz.sh).
 set -eu
 cd "$(dirname "$0")/.."
 
@@ -19,6 +20,7 @@ cd "$(dirname "$0")/.."
 pkgs="gcc libc6-dev meson ninja-build pkg-config libopenblas-openmp-dev libopenblas0-openmp
       libhdf5-dev check zlib1g-dev libcairo2-dev libopenmpi-dev openmpi-bin"
 if [ "${1:-}" = tests ]; then pkgs="$pkgs python3-h5py python3-numpy dataset-fashion-mnist"; fi
+if [ "${1:-}" = fuzz ]; then pkgs="$pkgs clang-14 libclang-rt-14-dev"; fi
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

@@ -4,6 +4,9 @@
 #include "h5test.h"
 
 #include <hdf5.h>
+#include <errno.h>
+#include <signal.h>
+#include <sys/resource.h>
 
 /* A small model: three trainable entries, one state entry.  variant 1 adds
  * a trainable entry, variant 2 changes one shape, variant 3 registers the
@@ -48,8 +51,11 @@ typedef struct snapshot {
 static void take(snapshot *s, fxp_params *ps, fxp_optim *o, const fxp_rng *r)
 {
     memset(s, 0, sizeof *s);
-    memcpy(s->tr, fxp_params_data(ps, 0), fxp_params_size(ps, 0) * sizeof(float));
-    memcpy(s->st, fxp_params_data(ps, 1), fxp_params_size(ps, 1) * sizeof(float));
+    /* an empty section has no data pointer: memcpy(dst, NULL, 0) is undefined */
+    if (fxp_params_size(ps, 0))
+        memcpy(s->tr, fxp_params_data(ps, 0), fxp_params_size(ps, 0) * sizeof(float));
+    if (fxp_params_size(ps, 1))
+        memcpy(s->st, fxp_params_data(ps, 1), fxp_params_size(ps, 1) * sizeof(float));
     if (o) {
         memcpy(s->m, fxp_optim_m(o), fxp_optim_state_size(o) * sizeof(float));
         memcpy(s->v, fxp_optim_v(o), fxp_optim_state_size(o) * sizeof(float));
@@ -160,7 +166,7 @@ START_TEST(test_config_and_layout)
     ck_assert_ok(fxp_h5_read_attr(ctx, in_dir("c.h5"), "library_version", ver, sizeof ver));
     ck_assert_str_eq(ver, fxp_version());
     ck_assert_ok(fxp_h5_read_attr(ctx, in_dir("c.h5"), "format_version", ver, sizeof ver));
-    ck_assert_str_eq(ver, "1");
+    ck_assert_str_eq(ver, "2");
     /* bad arguments */
     const char *dup[2] = { "a", "a" }, *dv[2] = { "1", "2" };
     const fxp_checkpoint cd = { ps, NULL, 0, NULL, NULL, 2, dup, dv };
@@ -362,6 +368,215 @@ START_TEST(test_atomic_save)
 }
 END_TEST
 
+/* A save into a location that runs out of space (a file size limit, with
+ * SIGXFSZ ignored, so write() fails with EFBIG as on a full disk) fails with
+ * FXP_EIO naming the cause, closes every HDF5 handle, removes its temporary,
+ * keeps the older checkpoint, and leaves the process able to save again and
+ * to shut HDF5 down without crashing (HDF5 1.10 crashed in H5close after a
+ * failed H5Fclose of a file on a full disk). */
+START_TEST(test_save_disk_full)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_params *ps = make_params(ctx, 0, 1);
+    fxp_optim *o = make_optim(ctx, ps, FXP_OPTIM_ADAM, 1, 2);
+    const fxp_checkpoint c = { ps, o, 0, NULL, NULL, 0, NULL, NULL };
+    ck_assert_ok(fxp_checkpoint_save(ctx, in_dir("old.h5"), &c));
+    const long full = file_size(in_dir("old.h5"));
+    ck_assert_int_gt(full, 4096);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit saved, lim;
+    ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &saved), 0);
+    const long limits[6] = { 0, 1, 512, 2048, full / 2, full - 1 };
+    stderr_capture_begin();
+    for (int k = 0; k < 6; k++) {
+        lim = saved;
+        lim.rlim_cur = (rlim_t)limits[k];
+        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+        ck_assert_fails(fxp_checkpoint_save(ctx, in_dir("old.h5"), &c), FXP_EIO, ctx);
+        ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+        ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "old.h5.tmp."));
+        ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), strerror(EFBIG)));
+        ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+        ck_assert_int_eq(n_files(), 1); /* old.h5 only: no temporary left */
+        ck_assert_int_eq(file_size(in_dir("old.h5")), full);
+    }
+    /* the same through the other writers */
+    lim = saved;
+    lim.rlim_cur = 1024;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    const fxp_mog_dataset_config dc = { FXP_MOG4, 1, 400, 2, 2, 4 };
+    ck_assert_fails(fxp_mog_dataset_write(ctx, in_dir("d.h5"), &dc, NULL, NULL), FXP_EIO, ctx);
+    fxp_tensor big;
+    const int shape[2] = { 64, 64 };
+    ck_assert_ok(fxp_tensor_alloc(ctx, &big, 2, shape));
+    const char *names[1] = { "x" };
+    const fxp_tensor *arrays[1] = { &big };
+    ck_assert_fails(fxp_h5_write_arrays(ctx, in_dir("a.h5"), 1, names, arrays, 0, NULL), FXP_EIO,
+                    ctx);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &saved), 0);
+    ck_assert_int_eq(stderr_capture_end(), 0);
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    ck_assert_int_eq(n_files(), 1);
+    /* with space again, saving and loading work */
+    ck_assert_ok(fxp_checkpoint_save(ctx, in_dir("new.h5"), &c));
+    ck_assert_ok(fxp_checkpoint_load(ctx, in_dir("new.h5"), &c));
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    ck_assert_int_ge(H5close(), 0); /* crashed here before */
+    fxp_tensor_release(&big);
+    fxp_optim_free(o);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* The file offset of the data of dataset `name`: where its first 16 bytes
+ * (as stored, little-endian like this machine) occur in the file. */
+static long data_offset(const char *path, const char *name)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    ck_assert_int_ge(d, 0);
+    hid_t t = H5Dget_type(d);
+    unsigned char head[4096];
+    ck_assert_int_le(H5Dget_storage_size(d), sizeof head);
+    ck_assert_int_ge(H5Dread(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, head), 0);
+    H5Tclose(t);
+    H5Dclose(d);
+    H5Fclose(f);
+    const long size = file_size(path);
+    unsigned char *all = malloc((size_t)size);
+    FILE *in = fopen(path, "rb");
+    ck_assert_ptr_nonnull(in);
+    ck_assert_int_eq(fread(all, 1, (size_t)size, in), size);
+    fclose(in);
+    long at = -1;
+    for (long i = 0; i + 16 <= size && at < 0; i++)
+        if (!memcmp(all + i, head, 16)) at = i;
+    free(all);
+    ck_assert_int_ge(at, 0);
+    return at;
+}
+
+static void flip_byte(const char *path, long offset)
+{
+    FILE *f = fopen(path, "r+b");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fseek(f, offset, SEEK_SET), 0);
+    const int c = fgetc(f);
+    ck_assert_int_ne(c, EOF);
+    ck_assert_int_eq(fseek(f, offset, SEEK_SET), 0);
+    fputc(c ^ 0x10, f);
+    fclose(f);
+}
+
+/* Every dataset carries a checksum: a flipped bit in a dataset's data is
+ * detected on load and the dataset named, for checkpoints, dataset files
+ * and array files; metadata damage is detected too. */
+START_TEST(test_checksums)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_params *ps = make_params(ctx, 0, 1);
+    fxp_optim *o = make_optim(ctx, ps, FXP_OPTIM_ADAM, 1, 2);
+    fxp_rng r;
+    fxp_rng_seed(&r, 0x0123456789abcdefull); /* distinctive bytes to find */
+    r.counter = 0xfedcba9876543210ull;
+    fxp_rng *rs[1] = { &r };
+    const char *rn[1] = { "data" };
+    const fxp_checkpoint c = { ps, o, 1, rn, rs, 0, NULL, NULL };
+    ck_assert_ok(fxp_checkpoint_save(ctx, in_dir("c.h5"), &c));
+    snapshot before;
+    take(&before, ps, o, &r);
+    const long size = file_size(in_dir("c.h5"));
+    const char *sets[4] = { "params/flow/0/coupling/w", "state/flow/1/gce/u",
+                            "optimizer/v/flow/1/gce/theta0", "rng/data" };
+    stderr_capture_begin();
+    for (int k = 0; k < 4; k++) {
+        truncated_copy(in_dir("c.h5"), in_dir("flip.h5"), size);
+        flip_byte(in_dir("flip.h5"), data_offset(in_dir("flip.h5"), sets[k]) + 3);
+        ck_assert_fails(fxp_checkpoint_load(ctx, in_dir("flip.h5"), &c), FXP_EFORMAT, ctx);
+        char want[128];
+        snprintf(want, sizeof want, "dataset %s fails its checksum", sets[k]);
+        ck_assert_msg(strstr(fxp_ctx_error(ctx), want), "%s", fxp_ctx_error(ctx));
+        assert_untouched(&before, ps, o, &r);
+    }
+    /* metadata: a byte of the root group's object header (just after the
+     * 48-byte superblock) */
+    truncated_copy(in_dir("c.h5"), in_dir("flip.h5"), size);
+    flip_byte(in_dir("flip.h5"), 60);
+    ck_assert_fails(fxp_checkpoint_load(ctx, in_dir("flip.h5"), &c), FXP_EFORMAT, ctx);
+    /* the untouched file loads */
+    ck_assert_ok(fxp_checkpoint_load(ctx, in_dir("c.h5"), &c));
+    /* dataset files and array files */
+    const fxp_mog_dataset_config dc = { FXP_MOG4, 1, 8, 2, 2, 4 };
+    ck_assert_ok(fxp_mog_dataset_write(ctx, in_dir("d.h5"), &dc, NULL, NULL));
+    flip_byte(in_dir("d.h5"), data_offset(in_dir("d.h5"), "valid") + 5);
+    fxp_tensor t;
+    ck_assert_ok(fxp_dataset_read(ctx, in_dir("d.h5"), "train", &t));
+    fxp_tensor_release(&t);
+    ck_assert_fails(fxp_dataset_read(ctx, in_dir("d.h5"), "valid", &t), FXP_EFORMAT, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "dataset valid fails its checksum"));
+    ck_assert_ptr_null(t.data);
+    ck_assert_fails(fxp_h5_read_array(ctx, in_dir("d.h5"), "valid", &t), FXP_EFORMAT, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "dataset valid fails its checksum"));
+    ck_assert_int_eq(stderr_capture_end(), 0);
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    fxp_optim_free(o);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* Replace root attribute `key` of the file at path by one holding n values
+ * of `type` (from `data`). */
+static void set_attr_array(const char *path, const char *key, hid_t type, int n, const void *data)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    ck_assert_int_ge(f, 0);
+    if (H5Aexists(f, key) > 0) ck_assert_int_ge(H5Adelete(f, key), 0);
+    const hsize_t dims[1] = { (hsize_t)n };
+    hid_t sp = H5Screate_simple(1, dims, NULL);
+    hid_t a = H5Acreate2(f, key, type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_ge(H5Awrite(a, type, data), 0);
+    H5Aclose(a);
+    H5Sclose(sp);
+    H5Fclose(f);
+}
+
+/* Attributes the readers take as one value must hold one value: an array
+ * in their place was read over the reader's single variable (a stack
+ * overrun); now FXP_EFORMAT. */
+START_TEST(test_attribute_arrays_refused)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_params *ps = make_params(ctx, 0, 1);
+    const fxp_checkpoint c = { ps, NULL, 0, NULL, NULL, 0, NULL, NULL };
+    ck_assert_ok(fxp_checkpoint_save(ctx, in_dir("c.h5"), &c));
+    int64_t many[64];
+    for (int i = 0; i < 64; i++) many[i] = 2;
+    set_attr_array(in_dir("c.h5"), "format_version", H5T_NATIVE_INT64, 64, many);
+    stderr_capture_begin();
+    ck_assert_fails(fxp_checkpoint_load(ctx, in_dir("c.h5"), &c), FXP_EFORMAT, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_ctx_error(ctx), "format_version"));
+    double d[64] = { 0 };
+    set_attr_array(in_dir("c.h5"), "library_version", H5T_NATIVE_DOUBLE, 64, d);
+    char buf[64];
+    ck_assert_fails(fxp_h5_read_attr(ctx, in_dir("c.h5"), "library_version", buf, sizeof buf),
+                    FXP_EFORMAT, ctx);
+    const char *strs[8] = { "a", "b", "c", "d", "e", "f", "g", "h" };
+    hid_t vs = H5Tcopy(H5T_C_S1);
+    H5Tset_size(vs, H5T_VARIABLE);
+    set_attr_array(in_dir("c.h5"), "format", vs, 8, strs);
+    H5Tclose(vs);
+    ck_assert_fails(fxp_checkpoint_load(ctx, in_dir("c.h5"), &c), FXP_EFORMAT, ctx);
+    ck_assert_int_eq(stderr_capture_end(), 0);
+    ck_assert_int_eq(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL), 0);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *checkpoint_suite(void)
 {
     Suite *s = suite_create("checkpoint");
@@ -373,6 +588,9 @@ static Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_mismatch_leaves_target_untouched);
     tcase_add_test(tc, test_damaged_files);
     tcase_add_test(tc, test_atomic_save);
+    tcase_add_test(tc, test_save_disk_full);
+    tcase_add_test(tc, test_checksums);
+    tcase_add_test(tc, test_attribute_arrays_refused);
     suite_add_tcase(s, tc);
     return s;
 }

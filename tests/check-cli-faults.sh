@@ -40,11 +40,11 @@ no_temporaries "300 kB"
 
 # room for a few checkpoints only: the last good checkpoint stays, and the run
 # resumes to the end once there is space
-mnt 700k
+mnt 500k
 "$F" train $run --out "$M/r" --steps 200 --eval-every 5 >/dev/null 2>"$T/err"; st=$?
-[ $st -eq 1 ] && ok "700 kB: exit 1" || fail "700 kB: exit $st: $(cat "$T/err")"
+[ $st -eq 1 ] && ok "500 kB: exit 1" || fail "500 kB: exit $st: $(cat "$T/err")"
 [ -s "$M/r/checkpoint.h5" ] && ok "  checkpoint.h5 kept" || fail "  no checkpoint"
-no_temporaries "700 kB"
+no_temporaries "500 kB"
 "$F" info "$M/r/checkpoint.h5" >/dev/null 2>&1 && ok "  the checkpoint is valid" || fail "  checkpoint unreadable"
 mount -o remount,size=4m "$M"
 "$F" train --resume --threads 1 --quiet --out "$M/r" >/dev/null 2>"$T/err"; st=$?

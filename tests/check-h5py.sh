@@ -24,7 +24,11 @@ def check(cond, what):
 
 with h5py.File(tmp + "/ckpt.h5", "r") as f:
     check(f.attrs["format"] == "libflowexp-checkpoint", "format attribute")
-    check(int(f.attrs["format_version"]) == 1, "format_version")
+    check(int(f.attrs["format_version"]) == 2, "format_version")
+    bad = []
+    f.visititems(lambda n, o: bad.append(n) if isinstance(o, h5py.Dataset) and
+                 not o.fletcher32 and o.shape != () else None)
+    check(not bad, "datasets without a Fletcher32 checksum: %r" % bad)
     check(isinstance(f.attrs["library_version"], str), "library_version is a string")
     th = f["params/flow/0/gce/theta0"]
     check(th.dtype == np.float32 and th.shape == (2, 2), "theta0 type/shape")

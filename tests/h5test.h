@@ -38,7 +38,7 @@ static const char *in_dir(const char *name)
 }
 
 /* Entries in the test directory (temporaries included). */
-static int n_files(void)
+static inline int n_files(void)
 {
     char cmd[300];
     snprintf(cmd, sizeof cmd, "ls -A '%s' | wc -l", test_dir);
@@ -50,7 +50,7 @@ static int n_files(void)
     return n;
 }
 
-static long file_size(const char *path)
+static inline long file_size(const char *path)
 {
     struct stat st;
     ck_assert_int_eq(stat(path, &st), 0);
@@ -58,7 +58,7 @@ static long file_size(const char *path)
 }
 
 /* Copy the first `bytes` bytes of src to dst. */
-static void truncated_copy(const char *src, const char *dst, long bytes)
+static inline void truncated_copy(const char *src, const char *dst, long bytes)
 {
     FILE *in = fopen(src, "rb"), *out = fopen(dst, "wb");
     ck_assert_ptr_nonnull(in);
@@ -72,7 +72,7 @@ static void truncated_copy(const char *src, const char *dst, long bytes)
     fclose(out);
 }
 
-static void write_text(const char *path, const char *text)
+static inline void write_text(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
@@ -86,7 +86,7 @@ static void write_text(const char *path, const char *text)
 static int saved_stderr = -1;
 static char capture_path[64];
 
-static void stderr_capture_begin(void)
+static inline void stderr_capture_begin(void)
 {
     fflush(stderr);
     snprintf(capture_path, sizeof capture_path, "/tmp/fxp-stderr-XXXXXX");
@@ -97,7 +97,7 @@ static void stderr_capture_begin(void)
     close(fd);
 }
 
-static long stderr_capture_end(void)
+static inline long stderr_capture_end(void)
 {
     fflush(stderr);
     dup2(saved_stderr, 2);

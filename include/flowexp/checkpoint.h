@@ -19,11 +19,24 @@
  *   /config               group whose attributes are the configuration's
  *                         key/value pairs (UTF-8 strings, insertion order kept)
  *   root attributes       format = "libflowexp-checkpoint",
- *                         format_version = 1, library_version = fxp_version()
+ *                         format_version = 2, library_version = fxp_version()
+ *
+ * Checksums (format version 2): every dataset is stored chunked with HDF5's
+ * Fletcher32 filter (a scalar in its object header), and the file uses the
+ * HDF5 1.10 format, whose metadata blocks all carry checksums, so a flipped
+ * bit anywhere is detected on load: FXP_EFORMAT naming the dataset ("... :
+ * dataset params/flow/3/w fails its checksum (the file is damaged)") or the
+ * damaged structure.  A version 2 dataset without a checksum is FXP_EFORMAT.
+ * Version 1 files (no checksums) still load.  h5py and any HDF5 >= 1.10 read
+ * both versions.
  *
  * Writing is atomic ("<path>.tmp.<pid>", sync, rename, sync of the
  * directory; the temporary is removed on failure), so a crash never leaves a
  * corrupt checkpoint and an older checkpoint at path survives a failed save.
+ * The file is built in memory and written with plain write(2) calls, so a
+ * full disk (ENOSPC), a file size limit (EFBIG) or an I/O error is an
+ * FXP_EIO naming the temporary and the cause, with every HDF5 handle closed
+ * and the temporary removed.
  * Loading is all or nothing.  Nothing is printed (HDF5's error stack is
  * silenced).  HDF5 is not thread-safe: one call at a time per process.
  */
@@ -40,7 +53,7 @@ extern "C" {
 
 struct fxp_ctx;
 
-#define FXP_CHECKPOINT_FORMAT_VERSION 1
+#define FXP_CHECKPOINT_FORMAT_VERSION 2
 
 /* What to save or restore.  The arrays are borrowed for the call only. */
 typedef struct fxp_checkpoint {
@@ -72,6 +85,7 @@ FXP_API int fxp_checkpoint_save(struct fxp_ctx *ctx, const char *path, const fxp
  *   - with an optimizer: the file has one of the same kind, with a moment
  *     pair per trainable entry and none other (FXP_EMISMATCH);
  *   - every requested RNG stream is in the file (FXP_EMISMATCH).
+ *   - every dataset's checksum holds (FXP_EFORMAT naming the dataset).
  * Everything is read into temporaries first: on any error nothing in c is
  * modified.  Missing/unreadable files are FXP_EIO; non-HDF5, damaged or
  * truncated files FXP_EFORMAT.  c->n_config and config_* are ignored (see

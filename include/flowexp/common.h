@@ -5,7 +5,11 @@
  * the function and the offending shapes, values or paths) is stored in the
  * fxp_ctx the call was made with (fxp_ctx_error) and, for every call, in a
  * per-thread buffer (fxp_last_error), which is how context-free functions
- * such as the raw-buffer API report their errors.
+ * such as the raw-buffer API report their errors.  A message starts with the
+ * name of the public function the caller called ("fxp_checkpoint_load: ..."),
+ * wherever inside the library the error was found; it never names internal
+ * helpers (built with GCC or Clang; other compilers name the function that
+ * raised the error).
  */
 #ifndef FLOWEXP_COMMON_H
 #define FLOWEXP_COMMON_H

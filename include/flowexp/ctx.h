@@ -35,8 +35,15 @@ FXP_API int fxp_ctx_new(fxp_ctx **out);
 /* Free a context and its workspace. fxp_ctx_free(NULL) is a no-op. */
 FXP_API void fxp_ctx_free(fxp_ctx *ctx);
 
-/* Threads for OpenMP kernels and OpenBLAS calls made through this context.
- * n >= 1; FXP_EINVAL otherwise. Results are deterministic for a given n. */
+/* The most threads a context may use.  libgomp exits the process (or
+ * crashes) when it cannot create the threads a region asks for, so the count
+ * is bounded here; more threads than cores only slows kernels down. */
+#define FXP_MAX_THREADS 1024
+
+/* Threads for OpenMP kernels and OpenBLAS calls made through this context:
+ * 1 <= n <= FXP_MAX_THREADS, FXP_EINVAL otherwise (the context keeps its
+ * count).  fxp_ctx_new's default, omp_get_max_threads(), is clamped to the
+ * same range.  Results are deterministic for a given n. */
 FXP_API int fxp_ctx_set_threads(fxp_ctx *ctx, int n);
 FXP_API int fxp_ctx_threads(const fxp_ctx *ctx);
 

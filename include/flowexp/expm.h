@@ -36,6 +36,7 @@
 #define FLOWEXP_EXPM_H
 
 #include "flowexp/ops.h"
+#include "flowexp/rng.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -192,7 +193,9 @@ FXP_API int fxp_spectral_norm_conv(fxp_tape *t, fxp_var **out, fxp_var *w, float
 FXP_API int fxp_spectral_norm_dense(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, float *v,
                                     float coeff, int power_steps, float *sigma_out);
 
-/* Fill a power-iteration vector with a normalised N(0, I) draw. */
+/* Fill a power-iteration vector with a normalised N(0, I) draw.  With a
+ * NULL argument or n outside [1, FXP_MAX_ELEMENTS] it does nothing but set
+ * fxp_last_error() (FXP_EINVAL). */
 FXP_API void fxp_spectral_init(fxp_rng *rng, float *vec, int64_t n);
 
 /* ==== small dense linear algebra (double precision LU) ========================= */
@@ -206,16 +209,45 @@ FXP_API int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w);
 FXP_API int fxp_inverse(fxp_tape *t, fxp_var **out, fxp_var *w);
 
 /* inv = W^-1 for W [d, d] (row-major, d <= 4096; inv may alias w), with
- * scratch from ctx (which must be non-NULL); FXP_ENUMERIC if singular. */
+ * scratch from ctx (which must be non-NULL).  FXP_ENUMERIC (inv untouched)
+ * if W holds NaN or Inf, is singular, or its inverse overflows float.
+ * fxp_inverse and fxp_logabsdet refuse non-finite matrices the same way. */
 FXP_API int fxp_matrix_inverse(struct fxp_ctx *ctx, const float *w, float *inv, int d);
 
 /* ==== raw-buffer API ============================================================
  * Contiguous row-major float32 buffers; 0 on success, a negative status
- * otherwise, with the message in fxp_last_error().  On any error nothing is
+ * otherwise, with the message in fxp_last_error() (and the context's, for
+ * the *_ctx variants), naming the function called.  On any error nothing is
  * written to y.  y may alias x (the result replaces x).  These create a
  * temporary context per call and use omp_get_max_threads() threads; the
  * *_ctx variants use the given context (its threads, its scratch memory, no
- * per-call allocation once warm).  NaN/Inf in any input is an error. */
+ * per-call allocation once warm).
+ *
+ * Checks, all before y is written:
+ *   - sizes >= 1, and every buffer the sizes imply (x, the kernel or theta,
+ *     the adjacency, the workspace) at most FXP_MAX_ELEMENTS elements, with
+ *     overflow-checked products: FXP_EINVAL.  The workspace is reserved
+ *     before the inputs are read, so sizes beyond memory are FXP_ENOMEM.
+ *   - NaN/Inf in any input: FXP_ENUMERIC.
+ *   - convergence: the series has a fixed number of terms T = `terms`, and
+ *     its truncation error is about the first omitted term, at most
+ *     ||M||_2^(T+1) ||x|| / (T+1)!.  The call fails with FXP_ECONVERGE when
+ *     the last term added, ||t_T|| = ||M^T x|| / T!, exceeds
+ *     FXP_EXPM_RAW_TOL times ||x|| (a non-converged result is never
+ *     returned as success).  Since ||t_T|| <= ||M||_2^T ||x|| / T!, T terms
+ *     assume a map norm ||M||_2 of at most about 1.4 for T = 6, 2.1 for
+ *     T = 8, 2.9 for T = 10, 4.0 for T = 13 and 6.6 for T = 20 (the check
+ *     uses the actual last term, so maps acting more weakly on x pass with
+ *     larger norms); at that limit the omitted terms add up to at most
+ *     about 0.5% of ||x||.  For a convolution,
+ *     ||M||_2 <= sqrt(max_c sum_{c',i,j} |K[c,c',i,j]| *
+ *                     max_c' sum_{c,i,j} |K[c,c',i,j]|)
+ *     (the matrix's largest row and column sums); spectral normalisation
+ *     bounds ||M||_2 directly.  The check reuses the norms the series
+ *     computes anyway: it costs nothing.
+ *     For the series with a certified remainder bound use the generic
+ *     fxp_expm_linop_apply with opts.tol and opts.norm_bound. */
+#define FXP_EXPM_RAW_TOL 1e-2
 
 /* x, y: [n,c,h,w]; kernel: [c,c,kh,kw], cross-correlation, zero "same"
  * padding; y = exp(M) x with terms+1 series terms (i = 0..terms);

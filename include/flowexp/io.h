@@ -6,11 +6,21 @@
  * directory, syncs it to disk, renames it over <path> and syncs the
  * directory, so a crash or an error never leaves a truncated file (and an
  * existing file at <path> stays intact until the new one is complete); on
- * failure the temporary is removed.  Readers validate everything and report
- * missing or unreadable files (FXP_EIO), files that are not HDF5 or are
- * damaged or truncated (FXP_EFORMAT), missing entries (FXP_ENOTFOUND), and
- * entries of the wrong type, rank or shape (FXP_EFORMAT / FXP_EMISMATCH),
- * naming the path and the entry.  The HDF5 library's own error printing is
+ * failure (a full disk included: FXP_EIO naming the cause) the temporary is
+ * removed and every HDF5 handle closed.  The file is built in memory first
+ * (its image is held twice, briefly, while it is written out).  Every
+ * dataset written carries a Fletcher32 checksum (chunked layout; a scalar
+ * lives in its checksummed object header) and all metadata is checksummed
+ * (the HDF5 1.10 file format, read by HDF5 >= 1.10 and h5py); readers
+ * report a dataset whose data fails its checksum as FXP_EFORMAT
+ * "... dataset NAME fails its checksum".
+ * Readers validate everything and report missing or unreadable files
+ * (FXP_EIO), files that are not HDF5 or are damaged or truncated
+ * (FXP_EFORMAT), missing entries (FXP_ENOTFOUND), and entries of the wrong
+ * type, rank or shape (FXP_EFORMAT / FXP_EMISMATCH), naming the path and the
+ * entry.  A dataset declaring more data than its file could hold even
+ * compressed (over 1100 times the file size plus 1 MiB) is FXP_EFORMAT
+ * before anything is allocated.  The HDF5 library's own error printing is
  * suppressed (every call runs inside H5E_BEGIN_TRY), so nothing is printed.
  *
  * HDF5 (Debian's serial build) is not thread-safe: call these functions from

@@ -15,6 +15,7 @@
 
 #include "flowexp/rng.h"
 #include "flowexp/flow.h"
+#include "flowexp/ops.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -22,6 +22,12 @@ extern "C" {
 
 #define FXP_MAX_DIMS 5
 
+/* The most elements any tensor or raw buffer may hold: 2^40 (4 TiB of
+ * float32).  fxp_tensor_alloc, the tape and the raw-buffer functions check
+ * every size product against it, without overflow, before allocating or
+ * touching data (FXP_EINVAL otherwise). */
+#define FXP_MAX_ELEMENTS ((int64_t)1 << 40)
+
 typedef struct fxp_tensor {
     float *data;
     int ndim;                  /* 0 (scalar) .. FXP_MAX_DIMS */
@@ -31,7 +37,10 @@ typedef struct fxp_tensor {
 
 struct fxp_ctx;
 
-/* Number of elements (1 for a scalar). */
+/* Number of elements (1 for a scalar; 0 if a dimension is 0).  Never
+ * wraps: -1 for a shape no tensor can have (ndim outside [0, FXP_MAX_DIMS],
+ * a negative dimension, or more than FXP_MAX_ELEMENTS elements), which can
+ * only come from a hand-made or fxp_tensor_wrap'ed struct. */
 FXP_API int64_t fxp_tensor_numel(const fxp_tensor *t);
 
 /* Allocate an owning, zero-filled tensor.  Dimensions must be >= 1 and

@@ -10,6 +10,7 @@
 
 int fxp_ctx_new(fxp_ctx **out)
 {
+    FXP_API_SCOPE();
     if (!out) return FXP_ERR(NULL, FXP_EINVAL, "out is NULL");
     *out = NULL;
     fxp_ctx *ctx = calloc(1, sizeof *ctx);
@@ -20,6 +21,7 @@ int fxp_ctx_new(fxp_ctx **out)
     ctx->n_threads = 1;
 #endif
     if (ctx->n_threads < 1) ctx->n_threads = 1;
+    if (ctx->n_threads > FXP_MAX_THREADS) ctx->n_threads = FXP_MAX_THREADS;
     fxp_rng_seed(&ctx->rng, 0);
     fxp__arena_init(&ctx->scratch);
     ctx->log_level = FXP_LOG_WARN;
@@ -29,6 +31,7 @@ int fxp_ctx_new(fxp_ctx **out)
 
 void fxp_ctx_free(fxp_ctx *ctx)
 {
+    FXP_API_SCOPE();
     if (!ctx) return;
     fxp__arena_destroy(&ctx->scratch);
     free(ctx);
@@ -37,7 +40,8 @@ void fxp_ctx_free(fxp_ctx *ctx)
 int fxp_ctx_set_threads(fxp_ctx *ctx, int n)
 {
     if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
-    if (n < 1) return FXP_ERR(ctx, FXP_EINVAL, "thread count must be >= 1, got %d", n);
+    if (n < 1 || n > FXP_MAX_THREADS)
+        return FXP_ERR(ctx, FXP_EINVAL, "thread count %d outside [1, %d]", n, FXP_MAX_THREADS);
 #if !FXP_HAVE_OPENMP
     n = 1;
 #endif

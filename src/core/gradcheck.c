@@ -42,6 +42,7 @@ int fxp_gradcheck(fxp_ctx *ctx, fxp_gradcheck_fn fn, void *user, int n_in,
                   fxp_tensor *const *inputs, const int *wrt, float eps,
                   fxp_gradcheck_result *result)
 {
+    FXP_API_SCOPE();
     if (!ctx || !fn || !inputs || !result || n_in < 1 || n_in > 16)
         return FXP_ERR(ctx, FXP_EINVAL, "bad arguments (n_in = %d, must be 1..16)", n_in);
     memset(result, 0, sizeof *result);

@@ -26,6 +26,27 @@ void fxp__log(fxp_ctx *ctx, int level, const char *fmt, ...)
 #endif
     ;
 
+/* The public function that messages name.  A public function that calls
+ * other fallible code (internal helpers, static functions, callbacks, other
+ * public functions) opens with
+ *     FXP_API_SCOPE();
+ * and until it returns, every message raised on the calling thread names it
+ * ("fxp_checkpoint_load: ..."), whichever function raised the error: the
+ * user sees the function they called, never fxp__h5_open or a static
+ * helper.  Scopes nest; the outermost wins (fxp_conv_exp's errors, raised
+ * in fxp_conv_exp_ctx, name fxp_conv_exp).  The scope ends through the
+ * cleanup attribute (GCC, Clang) on every return path; with other
+ * compilers it is a no-op and messages name the raising function. */
+#if defined(__GNUC__)
+#define FXP_API_SCOPE()                                                      \
+    const char *fxp__api_prev_ __attribute__((cleanup(fxp__api_leave), unused)) = \
+        fxp__api_enter(__func__)
+#else
+#define FXP_API_SCOPE() ((void)0)
+#endif
+const char *fxp__api_enter(const char *func);
+void fxp__api_leave(const char **prev);
+
 /* Evaluate a status expression; on failure jump to the function's `out:`
  * label with `rc` holding the status. */
 #define FXP_TRY(expr)                                                        \
@@ -141,6 +162,18 @@ fxp__arena_mark fxp__scratch_save(const fxp_ctx *ctx);
 void fxp__scratch_restore(fxp_ctx *ctx, fxp__arena_mark m);
 
 /* ---- tensors ---------------------------------------------------------------*/
+/* a * b for a, b >= 0, or -1 if either is negative or the product exceeds
+ * FXP_MAX_ELEMENTS (checked without overflow; -1 propagates). */
+static inline int64_t fxp__mul_limit(int64_t a, int64_t b)
+{
+    if (a < 0 || b < 0) return -1;
+    if (a != 0 && b > FXP_MAX_ELEMENTS / a) return -1;
+    return a * b;
+}
+
+/* The product of n dimensions with fxp__mul_limit (-1: too large or negative). */
+int64_t fxp__numel(int n, const int *dims);
+
 /* Validate ndim/shape for creation: FXP_EINVAL naming `what` otherwise. */
 int fxp__check_shape(fxp_ctx *ctx, const char *func, const char *what, int ndim,
                      const int *shape);

@@ -77,6 +77,7 @@ static int reserve(fxp_params *ps, int kind, size_t need)
 int fxp_params_add(fxp_params *ps, const char *name, int kind, int ndim, const int *shape,
                    fxp_param **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !name) return FXP_ERR(ps ? ps->ctx : NULL, FXP_EINVAL, "ps or name is NULL");
     fxp_ctx *ctx = ps->ctx;
     if (!valid_name(name))

@@ -37,6 +37,7 @@ void fxp_rng_seed(fxp_rng *rng, uint64_t seed)
 
 void fxp_rng_uniform(fxp_rng *rng, float *out, size_t n)
 {
+    FXP_API_SCOPE();
     uint32_t b[4];
     for (size_t i = 0; i < n; i += 4) {
         philox(rng->seed, rng->counter + i / 4, b);
@@ -63,12 +64,14 @@ static void normal_block(uint64_t seed, uint64_t ctr, size_t q, float *out, size
 
 void fxp_rng_normal(fxp_rng *rng, float *out, size_t n, float mean, float std)
 {
+    FXP_API_SCOPE();
     for (size_t q = 0; q < (n + 3) / 4; q++) normal_block(rng->seed, rng->counter, q, out, n, mean, std);
     rng->counter += (n + 3) / 4;
 }
 
 void fxp_rng_normal_threads(fxp_rng *rng, float *out, size_t n, float mean, float std, int threads)
 {
+    FXP_API_SCOPE();
     const int64_t blocks = (int64_t)((n + 3) / 4);
     const uint64_t seed = rng->seed, ctr = rng->counter;
     if (threads < 1) threads = 1;
@@ -96,6 +99,7 @@ uint64_t fxp_rng_below(fxp_rng *rng, uint64_t n)
 
 void fxp_rng_shuffle_int(fxp_rng *rng, int *perm, size_t n)
 {
+    FXP_API_SCOPE();
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)fxp_rng_below(rng, i);
         int t = perm[i - 1];

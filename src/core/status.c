@@ -8,6 +8,22 @@
  * context-free calls report, and a copy of every context error. */
 static _Thread_local char last_error[FXP_ERRMSG_MAX];
 
+/* The outermost public function in progress on this thread (FXP_API_SCOPE),
+ * or NULL. */
+static _Thread_local const char *api_func;
+
+const char *fxp__api_enter(const char *func)
+{
+    const char *prev = api_func;
+    if (!prev) api_func = func;
+    return prev;
+}
+
+void fxp__api_leave(const char **prev)
+{
+    if (!*prev) api_func = NULL;
+}
+
 const char *fxp_strerror(int status)
 {
     switch (status) {
@@ -35,6 +51,7 @@ const char *fxp_version(void) { return FXP_VERSION_STRING; }
 int fxp__err(fxp_ctx *ctx, int code, const char *func, const char *fmt, ...)
 {
     char msg[FXP_ERRMSG_MAX];
+    if (api_func) func = api_func;
     int n = snprintf(msg, sizeof msg, "%s: ", func ? func : "libflowexp");
     if (n < 0 || (size_t)n >= sizeof msg) n = 0;
     va_list ap;

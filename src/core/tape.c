@@ -14,6 +14,7 @@ struct fxp_tape {
 
 int fxp_tape_new(fxp_ctx *ctx, fxp_tape **out)
 {
+    FXP_API_SCOPE();
     if (!ctx || !out) return FXP_ERR(ctx, FXP_EINVAL, "ctx or out is NULL");
     fxp_tape *t = calloc(1, sizeof *t);
     if (!t) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate a tape");
@@ -26,6 +27,7 @@ int fxp_tape_new(fxp_ctx *ctx, fxp_tape **out)
 
 void fxp_tape_free(fxp_tape *t)
 {
+    FXP_API_SCOPE();
     if (!t) return;
     fxp__arena_destroy(&t->arena);
     free(t->nodes);
@@ -34,6 +36,7 @@ void fxp_tape_free(fxp_tape *t)
 
 void fxp_tape_reset(fxp_tape *t)
 {
+    FXP_API_SCOPE();
     fxp__arena_reset(&t->arena);
     t->n_nodes = 0;
 }
@@ -47,6 +50,7 @@ size_t fxp_tape_bytes_peak(const fxp_tape *t) { return t->arena.peak; }
 
 void *fxp_tape_alloc(fxp_tape *t, size_t bytes)
 {
+    FXP_API_SCOPE();
     void *p = fxp__arena_alloc(&t->arena, bytes);
     if (!p) FXP_ERR(t->ctx, FXP_ENOMEM, "tape arena: cannot allocate %zu bytes", bytes);
     return p;
@@ -54,6 +58,7 @@ void *fxp_tape_alloc(fxp_tape *t, size_t bytes)
 
 int fxp_tape_var(fxp_tape *t, fxp_var **out, int ndim, const int *shape)
 {
+    FXP_API_SCOPE();
     int rc = fxp__check_shape(t->ctx, __func__, "variable", ndim, shape);
     if (rc < 0) return rc;
     fxp_var *v = fxp_tape_alloc(t, sizeof *v);
@@ -68,6 +73,7 @@ int fxp_tape_var(fxp_tape *t, fxp_var **out, int ndim, const int *shape)
 
 int fxp_tape_input(fxp_tape *t, fxp_var **out, const fxp_tensor *x, int requires_grad)
 {
+    FXP_API_SCOPE();
     if (!x || !x->data) return FXP_ERR(t->ctx, FXP_EINVAL, "input tensor is NULL or has no data");
     int rc = fxp__check_shape(t->ctx, __func__, "input", x->ndim, x->shape);
     if (rc < 0) return rc;
@@ -82,6 +88,7 @@ int fxp_tape_input(fxp_tape *t, fxp_var **out, const fxp_tensor *x, int requires
 
 int fxp_tape_param(fxp_tape *t, fxp_var **out, fxp_param *p)
 {
+    FXP_API_SCOPE();
     if (!p) return FXP_ERR(t->ctx, FXP_EINVAL, "parameter is NULL");
     fxp_var *v = fxp_tape_alloc(t, sizeof *v);
     if (!v) return FXP_ENOMEM;
@@ -106,6 +113,7 @@ int fxp_tape_needs_grad(const fxp_tape *t, int n_in, fxp_var *const *in)
 int fxp_tape_record(fxp_tape *t, const char *name, fxp_backward_fn backward, fxp_var *out,
                     int n_in, fxp_var *const *in, void *saved)
 {
+    FXP_API_SCOPE();
     if (n_in < 0 || n_in > FXP_NODE_MAX_IN)
         return FXP_ERR(t->ctx, FXP_EINVAL, "%s: %d inputs (at most %d)", name, n_in,
                        FXP_NODE_MAX_IN);
@@ -146,6 +154,7 @@ static int ensure_grad(fxp_tape *t, fxp_var *v)
 
 int fxp_tape_backward(fxp_tape *t, fxp_var *loss, const float *seed)
 {
+    FXP_API_SCOPE();
     if (!loss) return FXP_ERR(t->ctx, FXP_EINVAL, "loss is NULL");
     if (!loss->requires_grad)
         return FXP_ERR(t->ctx, FXP_ESTATE,

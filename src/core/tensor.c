@@ -8,8 +8,14 @@
 
 int64_t fxp_tensor_numel(const fxp_tensor *t)
 {
+    if (!t || t->ndim < 0 || t->ndim > FXP_MAX_DIMS) return -1;
+    return fxp__numel(t->ndim, t->shape);
+}
+
+int64_t fxp__numel(int ndim, const int *dims)
+{
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    for (int i = 0; i < ndim; i++) n = fxp__mul_limit(n, dims[i]);
     return n;
 }
 
@@ -25,8 +31,7 @@ int fxp__check_shape(fxp_ctx *ctx, const char *func, const char *what, int ndim,
         if (shape[i] < 1)
             return fxp__err(ctx, FXP_EINVAL, func, "%s: dimension %d is %d (must be >= 1)",
                             what, i, shape[i]);
-        n *= shape[i];
-        if (n > ((int64_t)1 << 40))
+        if ((n = fxp__mul_limit(n, shape[i])) < 0)
             return fxp__err(ctx, FXP_EINVAL, func, "%s: more than 2^40 elements", what);
     }
     return FXP_OK;
@@ -40,6 +45,7 @@ static void set_shape(fxp_tensor *t, int ndim, const int *shape)
 
 int fxp_tensor_alloc(fxp_ctx *ctx, fxp_tensor *t, int ndim, const int *shape)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(ctx, FXP_EINVAL, "t is NULL");
     memset(t, 0, sizeof *t);
     int rc = fxp__check_shape(ctx, __func__, "tensor", ndim, shape);
@@ -76,6 +82,7 @@ fxp_tensor fxp_tensor_wrap(float *data, int ndim, const int *shape)
 int fxp_tensor_reshape(fxp_ctx *ctx, const fxp_tensor *t, fxp_tensor *view, int ndim,
                        const int *shape)
 {
+    FXP_API_SCOPE();
     int rc = fxp__check_shape(ctx, __func__, "new shape", ndim, shape);
     if (rc < 0) return rc;
     fxp_tensor v = fxp_tensor_wrap(t->data, ndim, shape);
@@ -126,6 +133,7 @@ char *fxp_tensor_shape_str(const fxp_tensor *t, char *buf, size_t size)
 int fxp_tensor_check_finite(fxp_ctx *ctx, const fxp_tensor *t, const char *what)
 {
     int64_t n = fxp_tensor_numel(t);
+    if (n < 0) return FXP_ERR(ctx, FXP_EINVAL, "%s has an impossible shape", what ? what : "tensor");
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(t->data[i]))
             return FXP_ERR(ctx, FXP_ENUMERIC, "%s holds %s at flat index %lld",
@@ -136,6 +144,8 @@ int fxp_tensor_check_finite(fxp_ctx *ctx, const fxp_tensor *t, const char *what)
 
 int fxp_tensor_copy(fxp_ctx *ctx, fxp_tensor *dst, const fxp_tensor *src)
 {
+    if (!dst || !src || fxp_tensor_numel(src) < 0)
+        return FXP_ERR(ctx, FXP_EINVAL, "NULL tensor or an impossible shape");
     if (fxp_tensor_numel(dst) != fxp_tensor_numel(src)) {
         char a[64], b[64];
         return FXP_ERR(ctx, FXP_ESHAPE, "cannot copy %s into %s",

@@ -151,6 +151,7 @@ static int cifar_read_into(fxp_ctx *ctx, const char *path, int n, fxp_images *im
 
 int fxp_cifar10_read_batch(fxp_ctx *ctx, const char *path, fxp_images *out)
 {
+    FXP_API_SCOPE();
     if (out) memset(out, 0, sizeof *out);
     if (!path || !*path || !out) return FXP_ERR(ctx, FXP_EINVAL, "path and out are required");
     int n = 0, rc = cifar_records(ctx, path, &n);
@@ -163,6 +164,7 @@ int fxp_cifar10_read_batch(fxp_ctx *ctx, const char *path, fxp_images *out)
 int fxp_cifar10_load(fxp_ctx *ctx, const char *dir, int n_valid, fxp_images *train,
                      fxp_images *valid, fxp_images *test)
 {
+    FXP_API_SCOPE();
     fxp_images *outs[3] = { train, valid, test };
     for (int k = 0; k < 3; k++)
         if (outs[k]) memset(outs[k], 0, sizeof *outs[k]);
@@ -391,6 +393,7 @@ out:
 
 int fxp_idx_read(fxp_ctx *ctx, const char *images_path, const char *labels_path, fxp_images *out)
 {
+    FXP_API_SCOPE();
     if (out) memset(out, 0, sizeof *out);
     if (!images_path || !*images_path || !out || (labels_path && !*labels_path))
         return FXP_ERR(ctx, FXP_EINVAL, "an images path and out are required");
@@ -424,6 +427,7 @@ static int find_idx(fxp_ctx *ctx, const char *dir, const char *base, char *path,
 int fxp_fashion_mnist_load(fxp_ctx *ctx, const char *dir, int n_valid, fxp_images *train,
                            fxp_images *valid, fxp_images *test)
 {
+    FXP_API_SCOPE();
     fxp_images *outs[3] = { train, valid, test };
     for (int k = 0; k < 3; k++)
         if (outs[k]) memset(outs[k], 0, sizeof *outs[k]);

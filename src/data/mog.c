@@ -33,6 +33,7 @@ int fxp_mog_nodes(fxp_mog_kind kind) { return known(kind) ? node_counts[kind] : 
 
 int fxp_mog_get_info(fxp_mog_kind kind, fxp_mog_info *info)
 {
+    FXP_API_SCOPE();
     if (!known(kind) || !info)
         return FXP_ERR(NULL, FXP_EINVAL, "unknown dataset kind %d or NULL info", (int)kind);
     info->name = names[kind];
@@ -46,6 +47,7 @@ int fxp_mog_get_info(fxp_mog_kind kind, fxp_mog_info *info)
 
 int fxp_mog_modes(fxp_mog_kind kind, float *c)
 {
+    FXP_API_SCOPE();
     if (!known(kind) || !c)
         return FXP_ERR(NULL, FXP_EINVAL, "unknown dataset kind %d or NULL centres", (int)kind);
     switch (kind) {
@@ -75,6 +77,7 @@ int fxp_mog_modes(fxp_mog_kind kind, float *c)
  * one uniform angle, all from rng in that order. */
 int fxp_mog_sample(fxp_ctx *ctx, fxp_mog_kind kind, fxp_rng *rng, int n, float *out)
 {
+    FXP_API_SCOPE();
     const int N = fxp_mog_nodes(kind);
     if (!N || !rng || !out || n < 1)
         return FXP_ERR(ctx, FXP_EINVAL, "bad arguments (kind %d, n %d, rng %s, out %s)", (int)kind,
@@ -212,6 +215,7 @@ static double log_p_graph(fxp_mog_kind kind, const float *x, const float *modes,
 
 int fxp_mog_log_prob(fxp_ctx *ctx, fxp_mog_kind kind, const float *x, int n, double *logp)
 {
+    FXP_API_SCOPE();
     const int N = fxp_mog_nodes(kind);
     if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
     if (!N || !x || !logp || n < 1)
@@ -241,6 +245,7 @@ int fxp_mog_log_prob(fxp_ctx *ctx, fxp_mog_kind kind, const float *x, int n, dou
 int fxp_mog_entropy(fxp_ctx *ctx, fxp_mog_kind kind, uint64_t seed, int n_samples,
                     double *entropy, double *std_error)
 {
+    FXP_API_SCOPE();
     const int N = fxp_mog_nodes(kind);
     if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
     if (!N || n_samples < 2 || !entropy)
@@ -277,6 +282,7 @@ out:
 
 double fxp_mog_entropy_separated(fxp_mog_kind kind)
 {
+    FXP_API_SCOPE();
     const int N = fxp_mog_nodes(kind);
     if (!N) return NAN;
     const double h_gauss = log(2 * FXP_PI * exp(1.0)); /* entropy of N(0, I_2) */
@@ -290,12 +296,14 @@ double fxp_mog_entropy_separated(fxp_mog_kind kind)
 
 double fxp_mog_marginal_bound(fxp_mog_kind kind)
 {
+    FXP_API_SCOPE();
     const int N = fxp_mog_nodes(kind);
     return N ? log(2 * FXP_PI * exp(1.0)) + log((double)N) : NAN;
 }
 
 int fxp_graph_complete_adjacency(fxp_ctx *ctx, int n, fxp_tensor *adj)
 {
+    FXP_API_SCOPE();
     if (!adj || n < 1) return FXP_ERR(ctx, FXP_EINVAL, "need n >= 1 (got %d) and an output", n);
     const int shape[2] = { n, n };
     int rc = fxp_tensor_alloc(ctx, adj, 2, shape);

@@ -526,6 +526,7 @@ static int unsupported(const char *func) { return unsupported_ctx(NULL, func); }
 
 int fxp_dist_new(fxp_ctx *ctx, const void *comm, fxp_dist **out)
 {
+    FXP_API_SCOPE();
     (void)comm;
     if (out) *out = NULL;
     return unsupported_ctx(ctx, __func__);
@@ -536,37 +537,44 @@ int fxp_dist_rank(const fxp_dist *d) { (void)d; return 0; }
 int fxp_dist_size(const fxp_dist *d) { (void)d; return 1; }
 int fxp_dist_grad_mean(fxp_dist *d, fxp_params *ps)
 {
+    FXP_API_SCOPE();
     (void)d, (void)ps;
     return unsupported(__func__);
 }
 int fxp_dist_grad_weighted(fxp_dist *d, fxp_params *ps, int64_t count)
 {
+    FXP_API_SCOPE();
     (void)d, (void)ps, (void)count;
     return unsupported(__func__);
 }
 int fxp_dist_bcast_params(fxp_dist *d, fxp_params *ps, int root)
 {
+    FXP_API_SCOPE();
     (void)d, (void)ps, (void)root;
     return unsupported(__func__);
 }
 int fxp_dist_bcast(fxp_dist *d, void *buf, size_t count, fxp_dist_type type, int root)
 {
+    FXP_API_SCOPE();
     (void)d, (void)buf, (void)count, (void)type, (void)root;
     return unsupported(__func__);
 }
 int fxp_dist_sum(fxp_dist *d, double *x, size_t n)
 {
+    FXP_API_SCOPE();
     (void)d, (void)x, (void)n;
     return unsupported(__func__);
 }
 int fxp_dist_params_identical(fxp_dist *d, const fxp_params *ps, int *identical)
 {
+    FXP_API_SCOPE();
     (void)d, (void)ps;
     if (identical) *identical = 0;
     return unsupported(__func__);
 }
 int fxp_dist_agree(fxp_dist *d, int status, int *failed_rank)
 {
+    FXP_API_SCOPE();
     (void)d, (void)status;
     if (failed_rank) *failed_rank = -1;
     return unsupported(__func__);

@@ -83,6 +83,7 @@ static int conv_shape(fxp_ctx *ctx, const char *func, const fxp_tensor *x, const
 int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel, fxp_padding padding,
                   int inverse, const fxp_expm_opts *opts, fxp_expm_info *info)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     if (!out || !x || !kernel) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
@@ -122,6 +123,7 @@ static int conv_trace_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_conv_trace(fxp_tape *t, fxp_var **out, fxp_var *kernel, int h, int w)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     char s1[64];
@@ -153,29 +155,50 @@ int fxp_conv_trace(fxp_tape *t, fxp_var **out, fxp_var *kernel, int h, int w)
 
 /* ---- raw-buffer API ---------------------------------------------------------------- */
 
+/* The raw functions' sizes: each >= 1, every buffer (x, kernel, the im2col
+ * workspace C kh kw x H W) within FXP_MAX_ELEMENTS, checked without
+ * overflow before anything is read or allocated. */
+static int raw_conv_sizes(fxp_ctx *ctx, const char *func, const fxp__conv_shape *s,
+                          int64_t *size, int64_t *ksize)
+{
+    int rc = fxp__conv_check(ctx, func, s);
+    if (rc < 0) return rc;
+    const int xd[4] = { s->n, s->c_in, s->h, s->w }, kd[4] = { s->c_in, s->c_in, s->kh, s->kw };
+    const int wd[4] = { s->c_in, s->kh, s->kw, s->h };
+    *size = fxp__numel(4, xd);
+    *ksize = fxp__numel(4, kd);
+    const int64_t work = fxp__mul_limit(fxp__numel(4, wd), s->w);
+    if (*size < 0 || *ksize < 0 || work < 0)
+        return fxp__err(ctx, FXP_EINVAL, func, "sizes n=%d c=%d h=%d w=%d kernel %dx%d: the input "
+                       "(n c h w), the kernel (c c kh kw) or the workspace (c kh kw h w) "
+                       "exceeds 2^40 elements", s->n, s->c_in, s->h, s->w, s->kh, s->kw);
+    return FXP_OK;
+}
+
 int fxp_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *kernel, int n, int c,
                      int h, int w, int kh, int kw, int terms, int inverse)
 {
+    FXP_API_SCOPE();
     if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
     if (!x || !y || !kernel) return FXP_ERR(ctx, FXP_EINVAL, "x, y or kernel is NULL");
     if (terms < 1 || terms > 1000)
         return FXP_ERR(ctx, FXP_EINVAL, "terms = %d outside [1, 1000]", terms);
     fxp__conv_shape s = { n, c, h, w, c, kh, kw, FXP_PAD_ZERO };
-    int rc = fxp__conv_check(ctx, __func__, &s);
+    int64_t size, ksize;
+    int rc = raw_conv_sizes(ctx, __func__, &s, &size, &ksize);
     if (rc < 0) return rc;
-    const int64_t size = (int64_t)n * c * h * w, ksize = (int64_t)c * c * kh * kw;
-    if ((rc = fxp__check_finite_buf(ctx, __func__, "kernel", kernel, ksize)) < 0 ||
-        (rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0)
-        return rc;
-    /* The series runs into scratch and is copied to y only on success. */
+    /* The series runs into scratch and is copied to y only on success; the
+     * scratch is taken first, so sizes beyond memory fail before x is read. */
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
     if (!tmp) return FXP_ENOMEM;
-    conv_op cop = { s, kernel, NULL };
-    fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply, .apply_t = conv_apply_t,
-                     .apply_term = conv_apply_term };
-    fxp_expm_opts o = fxp_expm_fixed(terms);
-    rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
+    if ((rc = fxp__check_finite_buf(ctx, __func__, "kernel", kernel, ksize)) >= 0 &&
+        (rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) >= 0) {
+        conv_op cop = { s, kernel, NULL };
+        fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply, .apply_t = conv_apply_t,
+                         .apply_term = conv_apply_term };
+        rc = fxp__expm_raw(ctx, &op, x, tmp, inverse, terms);
+    }
     if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
     fxp__scratch_restore(ctx, mark);
     return rc;
@@ -184,6 +207,7 @@ int fxp_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *kernel
 int fxp_conv_exp(const float *x, float *y, const float *kernel, int n, int c, int h, int w,
                  int kh, int kw, int terms, int inverse)
 {
+    FXP_API_SCOPE();
     fxp_ctx *ctx;
     int rc = fxp_ctx_new(&ctx);
     if (rc < 0) return rc;
@@ -194,13 +218,20 @@ int fxp_conv_exp(const float *x, float *y, const float *kernel, int n, int c, in
 
 double fxp_conv_exp_logdet(const float *kernel, int c, int h, int w, int kh, int kw)
 {
+    FXP_API_SCOPE();
     if (!kernel || c < 1 || h < 1 || w < 1 || kh < 1 || kw < 1 || kh % 2 == 0 || kw % 2 == 0) {
         FXP_ERR(NULL, FXP_EINVAL, "bad arguments (kernel %p, c=%d h=%d w=%d, kernel %dx%d odd)",
                 (const void *)kernel, c, h, w, kh, kw);
         return NAN;
     }
-    if (fxp__check_finite_buf(NULL, __func__, "kernel", kernel, (int64_t)c * c * kh * kw) < 0)
+    const int kd[4] = { c, c, kh, kw };
+    const int64_t ksize = fxp__numel(4, kd);
+    if (ksize < 0) {
+        FXP_ERR(NULL, FXP_EINVAL, "kernel c c kh kw = %d %d %d %d exceeds 2^40 elements", c, c,
+                kh, kw);
         return NAN;
+    }
+    if (fxp__check_finite_buf(NULL, __func__, "kernel", kernel, ksize) < 0) return NAN;
     double acc = 0;
     const int ca = (kh - 1) / 2, cb = (kw - 1) / 2;
     for (int i = 0; i < c; i++) acc += kernel[((int64_t)(i * c + i) * kh + ca) * kw + cb];

@@ -44,6 +44,7 @@ static int dense_param_grad(void *self, fxp_ctx *ctx, const float *u, const floa
 int fxp_expm_dense(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *w, int inverse,
                    const fxp_expm_opts *opts, fxp_expm_info *info)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     char s1[64], s2[64];

@@ -19,4 +19,10 @@ int fxp__check_finite_buf(fxp_ctx *ctx, const char *func, const char *what, cons
  * The series' elementwise pass, also the fallback of fused operators. */
 double fxp__expm_add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term, float *y);
 
+/* The raw-buffer functions' series: y = exp(s M) x with `terms` fixed
+ * terms (y must not alias x), then FXP_ECONVERGE unless the last term's
+ * norm is at most FXP_EXPM_RAW_TOL times the input's. */
+int fxp__expm_raw(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y, int negate,
+                  int terms);
+
 #endif

@@ -8,6 +8,7 @@
 
 int fxp_graph_normalize(fxp_ctx *ctx, const fxp_tensor *adj, fxp_tensor *adj_hat, int *max_degree)
 {
+    FXP_API_SCOPE();
     char s1[64], s2[64];
     if (!adj || !adj_hat || !adj->data || !adj_hat->data)
         return FXP_ERR(ctx, FXP_EINVAL, "adjacency or output is NULL");
@@ -531,6 +532,7 @@ int fxp_expm_graph(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_tensor *adj
                    fxp_var *theta0, fxp_var *theta1, int inverse, const fxp_expm_opts *opts,
                    fxp_expm_info *info)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     if (!out || !x || !adj_hat || !adj_hat->data || !theta0 || !theta1)
@@ -563,6 +565,7 @@ static int trace_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_trace(fxp_tape *t, fxp_var **out, fxp_var *m)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     char s1[64];
@@ -588,6 +591,7 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
                            const float *theta0, const float *theta1, int batch, int nodes,
                            int features, int terms, int inverse)
 {
+    FXP_API_SCOPE();
     if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
     if (!x || !y || !adj || !theta0 || !theta1)
         return FXP_ERR(ctx, FXP_EINVAL, "x, y, adj, theta0 or theta1 is NULL");
@@ -596,18 +600,27 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
                        batch, nodes, features);
     if (terms < 1 || terms > 1000)
         return FXP_ERR(ctx, FXP_EINVAL, "terms = %d outside [1, 1000]", terms);
-    const int64_t size = (int64_t)batch * nodes * features, fs = (int64_t)features * features;
+    /* every buffer within FXP_MAX_ELEMENTS, checked before anything is read */
+    const int xd[3] = { batch, nodes, features };
+    const int64_t size = fxp__numel(3, xd), fs = fxp__mul_limit(features, features),
+                  as = fxp__mul_limit(nodes, nodes);
+    if (size < 0 || fs < 0 || as < 0)
+        return FXP_ERR(ctx, FXP_EINVAL, "sizes batch %d, nodes %d, features %d: x (batch nodes "
+                       "features), adj (nodes^2) or theta (features^2) exceeds 2^40 elements",
+                       batch, nodes, features);
     int rc;
-    if ((rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0 ||
-        (rc = fxp__check_finite_buf(ctx, __func__, "theta0", theta0, fs)) < 0 ||
-        (rc = fxp__check_finite_buf(ctx, __func__, "theta1", theta1, fs)) < 0)
-        return rc;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
-    float *ahat = fxp__scratch_alloc(ctx, (size_t)nodes * nodes * sizeof(float));
-    float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
+    float *ahat = fxp__scratch_alloc(ctx, (size_t)as * sizeof(float));
+    float *tmp = ahat ? fxp__scratch_alloc(ctx, (size_t)size * sizeof(float)) : NULL;
     if (!ahat || !tmp) {
         fxp__scratch_restore(ctx, mark);
         return FXP_ENOMEM;
+    }
+    if ((rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0 ||
+        (rc = fxp__check_finite_buf(ctx, __func__, "theta0", theta0, fs)) < 0 ||
+        (rc = fxp__check_finite_buf(ctx, __func__, "theta1", theta1, fs)) < 0) {
+        fxp__scratch_restore(ctx, mark);
+        return rc;
     }
     int shape[2] = { nodes, nodes };
     fxp_tensor a = fxp_tensor_wrap((float *)adj, 2, shape), ah = fxp_tensor_wrap(ahat, 2, shape);
@@ -617,8 +630,7 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
         g.complete = is_complete(ahat, nodes, 1, &g.c);
         fxp_linop op = { .self = &g, .size = size, .apply = graph_apply,
                          .apply_t = graph_apply_t, .apply_term = graph_apply_term };
-        fxp_expm_opts o = fxp_expm_fixed(terms);
-        rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
+        rc = fxp__expm_raw(ctx, &op, x, tmp, inverse, terms);
     }
     if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
     fxp__scratch_restore(ctx, mark);
@@ -629,6 +641,7 @@ int fxp_graph_conv_exp(const float *x, float *y, const float *adj, const float *
                        const float *theta1, int batch, int nodes, int features, int terms,
                        int inverse)
 {
+    FXP_API_SCOPE();
     fxp_ctx *ctx;
     int rc = fxp_ctx_new(&ctx);
     if (rc < 0) return rc;
@@ -640,13 +653,18 @@ int fxp_graph_conv_exp(const float *x, float *y, const float *adj, const float *
 
 double fxp_graph_conv_exp_logdet(const float *theta0, int nodes, int features)
 {
+    FXP_API_SCOPE();
     if (!theta0 || nodes < 1 || features < 1) {
         FXP_ERR(NULL, FXP_EINVAL, "bad arguments (theta0 %p, nodes %d, features %d)",
                 (const void *)theta0, nodes, features);
         return NAN;
     }
-    if (fxp__check_finite_buf(NULL, __func__, "theta0", theta0, (int64_t)features * features) < 0)
+    const int64_t fs = fxp__mul_limit(features, features);
+    if (fs < 0) {
+        FXP_ERR(NULL, FXP_EINVAL, "features = %d: theta0 would exceed 2^40 elements", features);
         return NAN;
+    }
+    if (fxp__check_finite_buf(NULL, __func__, "theta0", theta0, fs) < 0) return NAN;
     double acc = 0;
     for (int i = 0; i < features; i++) acc += theta0[(int64_t)i * features + i];
     return (double)nodes * acc;

@@ -56,14 +56,16 @@ static void lu_inverse(const double *lu_, const int *piv, int d, double *inv, do
 
 int fxp_matrix_inverse(fxp_ctx *ctx, const float *w, float *inv, int d)
 {
+    FXP_API_SCOPE();
     if (!ctx) return FXP_ERR(NULL, FXP_EINVAL, "ctx is NULL");
     if (!w || !inv || d < 1 || d > 4096)
         return FXP_ERR(ctx, FXP_EINVAL, "bad arguments (w %p, inv %p, d = %d, must be 1..4096)",
                        (const void *)w, (void *)inv, d);
+    int rc = fxp__check_finite_buf(ctx, __func__, "the matrix", w, (int64_t)d * d);
+    if (rc < 0) return rc;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     double *a = fxp__scratch_alloc(ctx, ((size_t)d * d * 2 + d) * sizeof(double));
     int *piv = fxp__scratch_alloc(ctx, (size_t)d * sizeof(int));
-    int rc = FXP_OK;
     if (!a || !piv) {
         rc = FXP_ENOMEM;
         goto out;
@@ -75,6 +77,13 @@ int fxp_matrix_inverse(fxp_ctx *ctx, const float *w, float *inv, int d)
     }
     double *res = a + (int64_t)d * d;
     lu_inverse(a, piv, d, res, res + (int64_t)d * d);
+    /* a nearly singular matrix can have an inverse beyond float range */
+    for (int64_t i = 0; i < (int64_t)d * d; i++)
+        if (!isfinite((float)res[i])) {
+            rc = FXP_ERR(ctx, FXP_ENUMERIC, "matrix (%dx%d) is numerically singular: its inverse "
+                         "has entries beyond float range", d, d);
+            goto out;
+        }
     for (int64_t i = 0; i < (int64_t)d * d; i++) inv[i] = (float)res[i];
 out:
     fxp__scratch_restore(ctx, mark);
@@ -95,6 +104,7 @@ static int logabsdet_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     char s1[64];
@@ -103,10 +113,11 @@ int fxp_logabsdet(fxp_tape *t, fxp_var **out, fxp_var *w)
         return FXP_ERR(ctx, FXP_ESHAPE, "matrix %s must be square (at most 4096)",
                        fxp_tensor_shape_str(&w->value, s1, sizeof s1));
     const int d = w->value.shape[0];
+    int rc = fxp__check_finite_buf(ctx, __func__, "the matrix", w->value.data, (int64_t)d * d);
+    if (rc < 0) return rc;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     double *a = fxp__scratch_alloc(ctx, ((size_t)d * d * 2 + d) * sizeof(double));
     int *piv = fxp__scratch_alloc(ctx, (size_t)d * sizeof(int));
-    int rc = FXP_OK;
     if (!a || !piv) {
         rc = FXP_ENOMEM;
         goto out;
@@ -161,6 +172,7 @@ static int inverse_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_inverse(fxp_tape *t, fxp_var **out, fxp_var *w)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     char s1[64];

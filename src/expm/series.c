@@ -93,7 +93,8 @@ static double remainder_bound(double mu, int i, double ni)
  * non-NULL (allocated through the tape), else to two scratch buffers used in
  * turn. t_T always lands in scratch. */
 static int series(fxp_ctx *ctx, fxp_tape *tape, const fxp_linop *op, const float *x, float *y,
-                  float sign, const fxp_expm_opts *o, fxp_expm_info *info, float ***saved_out)
+                  float sign, const fxp_expm_opts *o, fxp_expm_info *info, float ***saved_out,
+                  double *xnorm_out)
 {
     const int64_t n = op->size;
     const int adaptive = o->tol > 0;
@@ -167,6 +168,7 @@ static int series(fxp_ctx *ctx, fxp_tape *tape, const fxp_linop *op, const float
         info->error_bound = bound;
     }
     if (saved_out) *saved_out = saved;
+    if (xnorm_out) *xnorm_out = xnorm;
 out:
     fxp__scratch_restore(ctx, mark);
     return rc;
@@ -174,6 +176,7 @@ out:
 
 double fxp_expm_linop_logdet(fxp_ctx *ctx, const fxp_linop *op, int negate)
 {
+    FXP_API_SCOPE();
     if (!op || !op->trace) {
         FXP_ERR(ctx, FXP_EINVAL, "operator %s", op ? "has no trace callback" : "is NULL");
         return NAN;
@@ -185,6 +188,7 @@ double fxp_expm_linop_logdet(fxp_ctx *ctx, const fxp_linop *op, int negate)
 int fxp_expm_linop_apply(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y,
                          int negate, const fxp_expm_opts *opts, fxp_expm_info *info)
 {
+    FXP_API_SCOPE();
     if (!ctx || !op || !op->apply || !x || !y || op->size < 1)
         return FXP_ERR(ctx, FXP_EINVAL, "NULL argument or empty operator");
     if (!(op->norm_bound >= 0) || !isfinite(op->norm_bound))
@@ -193,7 +197,24 @@ int fxp_expm_linop_apply(fxp_ctx *ctx, const fxp_linop *op, const float *x, floa
     opts = fxp__expm_opts_or_default(opts);
     int rc = fxp__expm_check_opts(ctx, __func__, opts);
     if (rc < 0) return rc;
-    return series(ctx, NULL, op, x, y, negate ? -1.0f : 1.0f, opts, info, NULL);
+    return series(ctx, NULL, op, x, y, negate ? -1.0f : 1.0f, opts, info, NULL, NULL);
+}
+
+int fxp__expm_raw(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y, int negate,
+                  int terms)
+{
+    const fxp_expm_opts o = fxp_expm_fixed(terms);
+    fxp_expm_info info;
+    double xnorm = 0;
+    int rc = series(ctx, NULL, op, x, y, negate ? -1.0f : 1.0f, &o, &info, NULL, &xnorm);
+    if (rc < 0) return rc;
+    if (!(info.last_norm <= FXP_EXPM_RAW_TOL * xnorm))
+        return FXP_ERR(ctx, FXP_ECONVERGE, "the series has not converged after %d terms: the "
+                       "last term's norm %.3g is %.3g times the input's (at most %g allowed); "
+                       "the map's norm is too large for %d terms (scale it down or use more "
+                       "terms)", terms, info.last_norm, info.last_norm / xnorm, FXP_EXPM_RAW_TOL,
+                       terms);
+    return FXP_OK;
 }
 
 typedef struct linop_saved {
@@ -254,6 +275,7 @@ int fxp_expm_linop(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_linop *op, 
                    int n_params, fxp_var *const *params, const fxp_expm_opts *opts,
                    fxp_expm_info *info)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     if (!out || !x || !op || !op->apply || !op->apply_t)
@@ -279,7 +301,7 @@ int fxp_expm_linop(fxp_tape *t, fxp_var **out, fxp_var *x, const fxp_linop *op, 
     fxp_expm_info local;
     float **terms = NULL;
     if ((rc = series(ctx, need ? t : NULL, op, x->value.data, y->value.data,
-                     negate ? -1.0f : 1.0f, opts, &local, &terms)) < 0)
+                     negate ? -1.0f : 1.0f, opts, &local, &terms, NULL)) < 0)
         return rc;
     if (info) *info = local;
     if (need) {

@@ -9,6 +9,12 @@
 
 void fxp_spectral_init(fxp_rng *rng, float *vec, int64_t n)
 {
+    FXP_API_SCOPE();
+    if (!rng || !vec || n < 1 || n > FXP_MAX_ELEMENTS) {
+        FXP_ERR(NULL, FXP_EINVAL, "rng %p, vec %p, n = %lld: need both and 1 <= n <= 2^40",
+                (void *)rng, (void *)vec, (long long)n);
+        return;
+    }
     fxp_rng_normal(rng, vec, (size_t)n, 0, 1);
     double s = 0;
     for (int64_t i = 0; i < n; i++) s += (double)vec[i] * vec[i];
@@ -94,6 +100,7 @@ int fxp_spectral_norm_conv(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, flo
                            int w_, fxp_padding padding, float coeff, int power_steps,
                            float *sigma_out)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     int rc = sn_check(ctx, __func__, w, u, v, coeff, power_steps);
@@ -106,7 +113,11 @@ int fxp_spectral_norm_conv(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, flo
     fxp__conv_shape s = { 1, w->value.shape[1], h, w_, w->value.shape[0], w->value.shape[2],
                           w->value.shape[3], padding };
     if ((rc = fxp__conv_check(ctx, __func__, &s)) < 0) return rc;
-    const int64_t nu = (int64_t)s.c_out * h * w_, nv = (int64_t)s.c_in * h * w_;
+    const int ud[3] = { s.c_out, h, w_ }, vd[3] = { s.c_in, h, w_ };
+    const int64_t nu = fxp__numel(3, ud), nv = fxp__numel(3, vd);
+    if (nu < 0 || nv < 0)
+        return FXP_ERR(ctx, FXP_EINVAL, "images of %dx%d with %d and %d channels exceed 2^40 "
+                       "elements", h, w_, s.c_in, s.c_out);
     const float *k = w->value.data;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *mv = fxp__scratch_alloc(ctx, (size_t)nu * sizeof(float));
@@ -142,6 +153,7 @@ out:
 int fxp_spectral_norm_dense(fxp_tape *t, fxp_var **out, fxp_var *w, float *u, float *v,
                             float coeff, int power_steps, float *sigma_out)
 {
+    FXP_API_SCOPE();
     if (!t) return FXP_ERR(NULL, FXP_EINVAL, "tape is NULL");
     fxp_ctx *ctx = fxp_tape_ctx(t);
     int rc = sn_check(ctx, __func__, w, u, v, coeff, power_steps);

@@ -75,6 +75,7 @@ static size_t out_dims(const fxp_var *z, const fxp_latents *lat)
 int fxp_flow_check(fxp_ctx *ctx, fxp_flow *f, const fxp_flow_io *io, const fxp_tensor *x,
                    float h, fxp_flow_check_result *r)
 {
+    FXP_API_SCOPE();
     if (!f || !x || !r || !x->data) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     if (x->ndim < 2) return FXP_ERR(ctx, FXP_ESHAPE, "x needs a batch and at least one more dimension");
     const int B = x->shape[0];

@@ -32,6 +32,7 @@ static const fxp_flow_io no_io = { .training = 0 };
 int fxp_flow_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x, fxp_var **z,
                      fxp_var **logdet)
 {
+    FXP_API_SCOPE();
     int rc = check_call(f, t, x, z, logdet, __func__);
     if (rc < 0) return rc;
     rc = f->vt->forward(f, t, io ? io : &no_io, x, z, logdet);
@@ -42,6 +43,7 @@ int fxp_flow_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x
 int fxp_flow_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z, fxp_var **x,
                      fxp_var **logdet)
 {
+    FXP_API_SCOPE();
     int rc = check_call(f, t, z, x, logdet, __func__);
     if (rc < 0) return rc;
     if (!f->vt->inverse)
@@ -53,6 +55,7 @@ int fxp_flow_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z
 
 void fxp_flow_free(fxp_flow *f)
 {
+    FXP_API_SCOPE();
     if (f && f->vt && f->vt->destroy) f->vt->destroy(f);
 }
 
@@ -150,6 +153,7 @@ static const fxp_flow_vtable seq_vtable = { "seq", seq_forward, seq_inverse, seq
 
 int fxp_flow_seq_new(fxp_ctx *ctx, const char *name, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!out) return FXP_ERR(ctx, FXP_EINVAL, "out is NULL");
     seq_flow *s = calloc(1, sizeof *s);
     if (!s) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate a sequence");
@@ -164,6 +168,7 @@ int fxp_flow_seq_new(fxp_ctx *ctx, const char *name, fxp_flow **out)
 
 int fxp_flow_seq_append(fxp_flow *seq, fxp_flow *child)
 {
+    FXP_API_SCOPE();
     if (!seq || seq->vt != &seq_vtable || !child) {
         fxp_flow_free(child);
         return FXP_ERR(seq ? seq->ctx : NULL, FXP_EINVAL, "not a sequence, or child is NULL");
@@ -225,6 +230,7 @@ static const fxp_flow_vtable inverted_vtable = { "inverted", inverted_forward, i
 
 int fxp_flow_inverted_new(fxp_ctx *ctx, const char *name, fxp_flow *inner, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!inner || !out) {
         fxp_flow_free(inner);
         return FXP_ERR(ctx, FXP_EINVAL, "inner layer or out is NULL");

@@ -17,6 +17,7 @@ struct fxp_model {
 int fxp_model_new(fxp_ctx *ctx, fxp_params *ps, const char *name, fxp_flow *flow,
                   fxp_base_kind base, int event_ndim, const int *param_shape, fxp_model **out)
 {
+    FXP_API_SCOPE();
     int rc = FXP_OK;
     fxp_model *m = NULL;
     if (!out || !flow || !name) {
@@ -66,6 +67,7 @@ out:
 
 void fxp_model_free(fxp_model *m)
 {
+    FXP_API_SCOPE();
     if (!m) return;
     fxp_flow_free(m->flow);
     free(m);
@@ -77,6 +79,7 @@ fxp_flow *fxp_model_flow(const fxp_model *m) { return m ? m->flow : NULL; }
 int fxp_model_log_prob(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, fxp_var *x,
                        fxp_var **log_prob)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !x || !log_prob) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     if (x->value.ndim != m->event_ndim + 1) {
         char s[64];
@@ -100,6 +103,7 @@ out:
 int fxp_model_decode(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, fxp_var *eps,
                      fxp_var **x)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !eps || !x) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     if (eps->value.ndim != m->event_ndim + 1) {
         char s[64];
@@ -125,6 +129,7 @@ out:
 int fxp_model_sample(fxp_model *m, fxp_tape *t, const fxp_flow_io *io, int n,
                      const int *event_shape, float temperature, fxp_rng *rng, fxp_var **x)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !event_shape || !rng || !x)
         return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     if (n < 1) return FXP_ERR(m->ctx, FXP_EINVAL, "n = %d samples (must be >= 1)", n);

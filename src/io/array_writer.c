@@ -96,6 +96,7 @@ int fxp_h5_array_writer_new(fxp_ctx *ctx, const char *path, const char *name, in
                             const int *shape, int n_attrs, const fxp_attr *attrs,
                             fxp_h5_array_writer **out)
 {
+    FXP_API_SCOPE();
     static const char fn[] = "fxp_h5_array_writer_new";
     if (out) *out = NULL;
     if (!path || !*path || !name || !*name || !shape || !out || n_attrs < 0 ||
@@ -161,6 +162,7 @@ int fxp_h5_array_writer_new(fxp_ctx *ctx, const char *path, const char *name, in
 
 int fxp_h5_array_writer_append(fxp_h5_array_writer *w, const fxp_tensor *rows)
 {
+    FXP_API_SCOPE();
     static const char fn[] = "fxp_h5_array_writer_append";
     if (!w || !rows || !rows->data) return fxp__err(w ? w->ctx : NULL, FXP_EINVAL, fn, "bad arguments");
     if (w->committed || w->fd < 0)
@@ -213,6 +215,7 @@ static void sync_parent(const char *path)
 
 int fxp_h5_array_writer_commit(fxp_h5_array_writer *w)
 {
+    FXP_API_SCOPE();
     static const char fn[] = "fxp_h5_array_writer_commit";
     if (!w) return fxp__err(NULL, FXP_EINVAL, fn, "writer is NULL");
     if (w->committed || w->fd < 0)

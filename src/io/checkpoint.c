@@ -98,10 +98,10 @@ static int save_rng(fxp_ctx *ctx, hid_t fid, const char *rng_name, const fxp_rng
     const uint64_t st[2] = { r->seed, r->counter };
     snprintf(name, sizeof name, "rng/%s", rng_name);
     int rc = FXP_OK;
-    hid_t lcpl = fxp__h5_lcpl();
+    hid_t lcpl = fxp__h5_lcpl(), dcpl = fxp__h5_dcpl(1, &two, sizeof(uint64_t));
     hid_t sp = H5Screate_simple(1, &two, NULL);
-    hid_t d = lcpl >= 0 && sp >= 0
-                  ? H5Dcreate2(fid, name, H5T_STD_U64LE, sp, lcpl, H5P_DEFAULT, H5P_DEFAULT)
+    hid_t d = lcpl >= 0 && dcpl >= 0 && sp >= 0
+                  ? H5Dcreate2(fid, name, H5T_STD_U64LE, sp, lcpl, dcpl, H5P_DEFAULT)
                   : -1;
     if (d < 0 || H5Dwrite(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, st) < 0)
         rc = FXP_ERR(ctx, FXP_EIO, "%s: cannot write RNG state /%s", path, name);
@@ -116,16 +116,19 @@ static int save_rng(fxp_ctx *ctx, hid_t fid, const char *rng_name, const fxp_rng
     }
     if (d >= 0) H5Dclose(d);
     if (sp >= 0) H5Sclose(sp);
+    if (dcpl >= 0) H5Pclose(dcpl);
     if (lcpl >= 0) H5Pclose(lcpl);
     return rc;
 }
 
 static int save(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
 {
-    char tmp[4096], name[NAME_MAX_LEN];
-    hid_t fid, g = -1;
-    int rc = fxp__h5_create_tmp(ctx, path, tmp, sizeof tmp, &fid);
+    char name[NAME_MAX_LEN];
+    fxp__h5_writer w;
+    hid_t g = -1;
+    int rc = fxp__h5_create_tmp(ctx, path, &w);
     if (rc < 0) return rc;
+    const hid_t fid = w.fid;
     const fxp_attr root[3] = {
         { "format", FXP_ATTR_STRING, FORMAT_NAME, 0, 0 },
         { "format_version", FXP_ATTR_INT, NULL, 0, FXP_CHECKPOINT_FORMAT_VERSION },
@@ -148,12 +151,13 @@ static int save(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
     }
 out:
     if (g >= 0) H5Gclose(g);
-    const int fin = fxp__h5_finish(ctx, fid, tmp, path, rc >= 0);
+    const int fin = fxp__h5_finish(ctx, &w, rc >= 0);
     return rc < 0 ? rc : fin;
 }
 
 int fxp_checkpoint_save(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
 {
+    FXP_API_SCOPE();
     if (!path || !*path || !c || !c->params || c->n_rngs < 0 || c->n_config < 0 ||
         (c->n_rngs && (!c->rng_names || !c->rngs)) ||
         (c->n_config && (!c->config_keys || !c->config_values)))
@@ -192,15 +196,17 @@ static int attr_int64(fxp_ctx *ctx, hid_t obj, const char *key, int64_t *v, cons
     if (H5Aexists(obj, key) <= 0) return FXP_ERR(ctx, FXP_EFORMAT, "%s: attribute \"%s\" is missing", path, key);
     int rc = FXP_OK;
     hid_t a = H5Aopen(obj, key, H5P_DEFAULT), t = a >= 0 ? H5Aget_type(a) : -1;
-    if (t < 0 || H5Tget_class(t) != H5T_INTEGER || H5Aread(a, H5T_NATIVE_INT64, v) < 0)
+    if (t < 0 || H5Tget_class(t) != H5T_INTEGER || !fxp__h5_attr_sane(a, t) ||
+        H5Aread(a, H5T_NATIVE_INT64, v) < 0)
         rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: attribute \"%s\" is not a readable integer", path, key);
     if (t >= 0) H5Tclose(t);
     if (a >= 0) H5Aclose(a);
     return rc;
 }
 
-/* The file must be a checkpoint of a format version this library reads. */
-static int check_format(fxp_ctx *ctx, hid_t fid, const char *path)
+/* The file must be a checkpoint of a format version this library reads;
+ * *version_out (may be NULL) receives the version. */
+static int check_format(fxp_ctx *ctx, hid_t fid, const char *path, int *version_out)
 {
     char buf[64];
     int64_t version;
@@ -213,6 +219,7 @@ static int check_format(fxp_ctx *ctx, hid_t fid, const char *path)
         return FXP_ERR(ctx, FXP_EFORMAT, "%s: checkpoint format version %lld; this library (%s) "
                        "reads versions 1..%d", path, (long long)version, fxp_version(),
                        FXP_CHECKPOINT_FORMAT_VERSION);
+    if (version_out) *version_out = (int)version;
     return FXP_OK;
 }
 
@@ -256,9 +263,20 @@ static int check_no_extra(fxp_ctx *ctx, hid_t fid, const char *group, const fxp_
     return FXP_OK;
 }
 
-/* Read the float dataset `name` into dst, which must have want's shape. */
+/* How a dataset's read failed: the message's words (FXP__H5_BADSUM: the
+ * data fails its checksum). */
+static int read_error(fxp_ctx *ctx, int r, const char *path, const char *name)
+{
+    if (r == FXP__H5_BADSUM)
+        return FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset %s fails its checksum (the file is damaged)",
+                       path, name);
+    return FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read /%s (damaged or truncated file?)", path, name);
+}
+
+/* Read the float dataset `name` into dst, which must have want's shape;
+ * with checksummed (format version >= 2) the dataset must carry a checksum. */
 static int read_floats(fxp_ctx *ctx, hid_t fid, const char *name, const fxp_tensor *want,
-                       float *dst, const char *path)
+                       float *dst, int checksummed, const char *path)
 {
     char s1[64], s2[64];
     if (!fxp__h5_exists(fid, name))
@@ -266,7 +284,7 @@ static int read_floats(fxp_ctx *ctx, hid_t fid, const char *name, const fxp_tens
                        name, fxp_tensor_shape_str(want, s1, sizeof s1));
     hid_t d = H5Dopen2(fid, name, H5P_DEFAULT);
     if (d < 0) return FXP_ERR(ctx, FXP_EFORMAT, "%s: /%s is not a readable dataset", path, name);
-    int dims[FXP_MAX_DIMS], rc = FXP_OK;
+    int dims[FXP_MAX_DIMS], rc = FXP_OK, r;
     const int nd = fxp__h5_shape(d, dims);
     hid_t t = H5Dget_type(d);
     const fxp_tensor got = fxp_tensor_wrap(NULL, nd > 0 ? nd : 0, dims);
@@ -276,8 +294,11 @@ static int read_floats(fxp_ctx *ctx, hid_t fid, const char *name, const fxp_tens
         rc = FXP_ERR(ctx, FXP_EMISMATCH, "%s: %s has shape %s in the file but %s in the model", path,
                      name, nd < 0 ? "(unreadable)" : fxp_tensor_shape_str(&got, s1, sizeof s1),
                      fxp_tensor_shape_str(want, s2, sizeof s2));
-    else if (H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, dst) < 0)
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read /%s (damaged or truncated file?)", path, name);
+    else if (checksummed && !fxp__h5_checksummed(d))
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset %s has no checksum (every dataset of a "
+                     "version 2 checkpoint has one)", path, name);
+    else if ((r = fxp__h5_read_all(d, H5T_NATIVE_FLOAT, dst)) < 0)
+        rc = read_error(ctx, r, path, name);
     if (t >= 0) H5Tclose(t);
     H5Dclose(d);
     return rc;
@@ -286,7 +307,7 @@ static int read_floats(fxp_ctx *ctx, hid_t fid, const char *name, const fxp_tens
 /* Every trainable entry's moments m and v into m, v (trainable layout), the
  * step count into *steps; the file's optimizer must be of the same kind. */
 static int load_optimizer(fxp_ctx *ctx, hid_t fid, const fxp_checkpoint *c, float *m, float *v,
-                          int64_t *steps, const char *path)
+                          int64_t *steps, int checksummed, const char *path)
 {
     char buf[64], name[NAME_MAX_LEN];
     if (!fxp__h5_exists(fid, "optimizer"))
@@ -309,16 +330,17 @@ static int load_optimizer(fxp_ctx *ctx, hid_t fid, const fxp_checkpoint *c, floa
         const fxp_tensor want = fxp_param_value(p);
         n_tr++;
         snprintf(name, sizeof name, "optimizer/m/%s", fxp_param_name(p));
-        if ((rc = read_floats(ctx, fid, name, &want, m + fxp_param_offset(p), path)) < 0) return rc;
+        if ((rc = read_floats(ctx, fid, name, &want, m + fxp_param_offset(p), checksummed, path)) < 0) return rc;
         snprintf(name, sizeof name, "optimizer/v/%s", fxp_param_name(p));
-        if ((rc = read_floats(ctx, fid, name, &want, v + fxp_param_offset(p), path)) < 0) return rc;
+        if ((rc = read_floats(ctx, fid, name, &want, v + fxp_param_offset(p), checksummed, path)) < 0) return rc;
     }
     rc = check_no_extra(ctx, fid, "optimizer/m", c->params, FXP_PARAM_TRAINABLE, n_tr, path);
     if (rc >= 0) rc = check_no_extra(ctx, fid, "optimizer/v", c->params, FXP_PARAM_TRAINABLE, n_tr, path);
     return rc;
 }
 
-static int load_rng(fxp_ctx *ctx, hid_t fid, const char *rng_name, fxp_rng *r, const char *path)
+static int load_rng(fxp_ctx *ctx, hid_t fid, const char *rng_name, fxp_rng *r, int checksummed,
+                    const char *path)
 {
     char name[NAME_MAX_LEN];
     int dims[FXP_MAX_DIMS];
@@ -326,11 +348,17 @@ static int load_rng(fxp_ctx *ctx, hid_t fid, const char *rng_name, fxp_rng *r, c
     snprintf(name, sizeof name, "rng/%s", rng_name);
     if (!fxp__h5_exists(fid, name))
         return FXP_ERR(ctx, FXP_EMISMATCH, "%s has no RNG state /%s", path, name);
-    hid_t d = H5Dopen2(fid, name, H5P_DEFAULT);
-    int rc = FXP_OK;
-    if (d < 0 || fxp__h5_shape(d, dims) != 1 || dims[0] != 2 ||
-        H5Dread(d, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, st) < 0)
+    hid_t d = H5Dopen2(fid, name, H5P_DEFAULT), t = d >= 0 ? H5Dget_type(d) : -1;
+    int rc = FXP_OK, rd;
+    if (d < 0 || t < 0 || H5Tget_class(t) != H5T_INTEGER || fxp__h5_shape(d, dims) != 1 ||
+        dims[0] != 2)
         rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: /%s is not a readable uint64 [2] RNG state", path, name);
+    else if (checksummed && !fxp__h5_checksummed(d))
+        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset %s has no checksum (every dataset of a "
+                     "version 2 checkpoint has one)", path, name);
+    else if ((rd = fxp__h5_read_all(d, H5T_NATIVE_UINT64, st)) < 0)
+        rc = read_error(ctx, rd, path, name);
+    if (t >= 0) H5Tclose(t);
     if (d >= 0) H5Dclose(d);
     if (rc >= 0) {
         r->seed = st[0];
@@ -356,7 +384,9 @@ static int load(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
         rc = FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate %zu floats to read %s into", nt + ns + 2 * no, path);
         goto out;
     }
-    FXP_TRY(check_format(ctx, fid, path));
+    int version = 0;
+    FXP_TRY(check_format(ctx, fid, path, &version));
+    const int sums = version >= 2;
     /* every model entry, with its shape, into the temporaries */
     const int n = fxp_params_count(c->params);
     int n_tr = 0, n_st = 0;
@@ -365,14 +395,15 @@ static int load(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
         const fxp_tensor want = fxp_param_value(p);
         const int trainable = fxp_param_kind(p) == FXP_PARAM_TRAINABLE;
         snprintf(name, sizeof name, "%s/%s", section(p), fxp_param_name(p));
-        FXP_TRY(read_floats(ctx, fid, name, &want, (trainable ? tr : st) + fxp_param_offset(p), path));
+        FXP_TRY(read_floats(ctx, fid, name, &want, (trainable ? tr : st) + fxp_param_offset(p), sums,
+                            path));
         n_tr += trainable;
         n_st += !trainable;
     }
     FXP_TRY(check_no_extra(ctx, fid, "params", c->params, FXP_PARAM_TRAINABLE, n_tr, path));
     FXP_TRY(check_no_extra(ctx, fid, "state", c->params, FXP_PARAM_STATE, n_st, path));
-    if (c->optim) FXP_TRY(load_optimizer(ctx, fid, c, m, v, &steps, path));
-    for (int k = 0; k < c->n_rngs; k++) FXP_TRY(load_rng(ctx, fid, c->rng_names[k], &rngs[k], path));
+    if (c->optim) FXP_TRY(load_optimizer(ctx, fid, c, m, v, &steps, sums, path));
+    for (int k = 0; k < c->n_rngs; k++) FXP_TRY(load_rng(ctx, fid, c->rng_names[k], &rngs[k], sums, path));
     /* everything read and checked: commit */
     memcpy(fxp_params_data(c->params, FXP_PARAM_TRAINABLE), tr, nt * sizeof(float));
     memcpy(fxp_params_data(c->params, FXP_PARAM_STATE), st, ns * sizeof(float));
@@ -394,6 +425,7 @@ out:
 
 int fxp_checkpoint_load(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
 {
+    FXP_API_SCOPE();
     if (!path || !*path || !c || !c->params || c->n_rngs < 0 || (c->n_rngs && (!c->rng_names || !c->rngs)))
         return FXP_ERR(ctx, FXP_EINVAL, "bad arguments: need a path, params, and arrays for "
                        "n_rngs = %d RNGs", c ? c->n_rngs : 0);
@@ -414,7 +446,7 @@ static int open_config(fxp_ctx *ctx, const char *path, hid_t *fid, hid_t *g)
 {
     int rc = fxp__h5_open(ctx, path, fid);
     if (rc < 0) return rc;
-    if ((rc = check_format(ctx, *fid, path)) < 0) {
+    if ((rc = check_format(ctx, *fid, path, NULL)) < 0) {
         H5Fclose(*fid);
         return rc;
     }
@@ -439,6 +471,7 @@ static int config_get(fxp_ctx *ctx, const char *path, const char *key, char *buf
 
 int fxp_checkpoint_config(fxp_ctx *ctx, const char *path, const char *key, char *buf, size_t size)
 {
+    FXP_API_SCOPE();
     if (!path || !key || !buf || !size) return FXP_ERR(ctx, FXP_EINVAL, "bad arguments");
     int rc;
     H5E_BEGIN_TRY { rc = config_get(ctx, path, key, buf, size); } H5E_END_TRY;
@@ -482,6 +515,7 @@ static int config_each(fxp_ctx *ctx, const char *path, fxp_config_visit_fn fn, v
 
 int fxp_checkpoint_config_each(fxp_ctx *ctx, const char *path, fxp_config_visit_fn fn, void *user)
 {
+    FXP_API_SCOPE();
     if (!path || !fn) return FXP_ERR(ctx, FXP_EINVAL, "bad arguments");
     int rc;
     H5E_BEGIN_TRY { rc = config_each(ctx, path, fn, user); } H5E_END_TRY;

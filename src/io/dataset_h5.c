@@ -18,20 +18,21 @@ static const char *const split_names[3] = { "train", "valid", "test" };
 static int write_dataset(fxp_ctx *ctx, const char *path, const fxp_tensor *splits,
                          const fxp_attr *attrs, int n_attrs)
 {
-    char tmp[4096];
-    hid_t fid;
-    int rc = fxp__h5_create_tmp(ctx, path, tmp, sizeof tmp, &fid);
+    fxp__h5_writer w;
+    int rc = fxp__h5_create_tmp(ctx, path, &w);
     if (rc < 0) return rc;
+    const hid_t fid = w.fid;
     for (int k = 0; k < 3 && rc >= 0; k++)
         rc = fxp__h5_write_floats(ctx, fid, split_names[k], 3, splits[k].shape, splits[k].data, path);
     for (int k = 0; k < n_attrs && rc >= 0; k++) rc = fxp__h5_attr_write(ctx, fid, &attrs[k], path);
-    const int fin = fxp__h5_finish(ctx, fid, tmp, path, rc >= 0);
+    const int fin = fxp__h5_finish(ctx, &w, rc >= 0);
     return rc < 0 ? rc : fin;
 }
 
 int fxp_mog_dataset_write(fxp_ctx *ctx, const char *path, const fxp_mog_dataset_config *cfg,
                           double *entropy, double *std_error)
 {
+    FXP_API_SCOPE();
     if (!ctx || !path || !*path || !cfg)
         return FXP_ERR(ctx, FXP_EINVAL, "ctx, path and cfg are required");
     fxp_mog_info info;
@@ -105,6 +106,7 @@ static int read_split(fxp_ctx *ctx, const char *path, const char *split, fxp_ten
 
 int fxp_dataset_read(fxp_ctx *ctx, const char *path, const char *split, fxp_tensor *out)
 {
+    FXP_API_SCOPE();
     if (out) memset(out, 0, sizeof *out);
     if (!path || !*path || !split || !*split || !out)
         return FXP_ERR(ctx, FXP_EINVAL, "path, split name and output are required");

@@ -14,24 +14,28 @@ static int write_u8(fxp_ctx *ctx, hid_t loc, const char *name, int ndim, const h
                     const uint8_t *data, const char *path)
 {
     int rc = FXP_OK;
+    /* chunked with a Fletcher32 checksum, as every dataset the library writes */
+    hid_t lcpl = fxp__h5_lcpl(), dcpl = fxp__h5_dcpl(ndim, dims, 1);
     hid_t space = H5Screate_simple(ndim, dims, NULL);
-    hid_t dset = space >= 0
-                     ? H5Dcreate2(loc, name, H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)
+    hid_t dset = space >= 0 && lcpl >= 0 && dcpl >= 0
+                     ? H5Dcreate2(loc, name, H5T_STD_U8LE, space, lcpl, dcpl, H5P_DEFAULT)
                      : -1;
     if (dset < 0 || H5Dwrite(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
         rc = FXP_ERR(ctx, FXP_EIO, "%s: cannot write dataset %s", path, name);
     if (dset >= 0) H5Dclose(dset);
     if (space >= 0) H5Sclose(space);
+    if (dcpl >= 0) H5Pclose(dcpl);
+    if (lcpl >= 0) H5Pclose(lcpl);
     return rc;
 }
 
 static int write_file(fxp_ctx *ctx, const char *path, const fxp_images *const *splits,
                       const fxp_attr *attrs, int n_attrs)
 {
-    char tmp[4096];
-    hid_t fid;
-    int rc = fxp__h5_create_tmp(ctx, path, tmp, sizeof tmp, &fid);
+    fxp__h5_writer w;
+    int rc = fxp__h5_create_tmp(ctx, path, &w);
     if (rc < 0) return rc;
+    const hid_t fid = w.fid;
     for (int k = 0; k < 3 && rc >= 0; k++) {
         const fxp_images *s = splits[k];
         const hsize_t dims[4] = { (hsize_t)s->n, (hsize_t)s->channels, (hsize_t)s->height,
@@ -42,7 +46,7 @@ static int write_file(fxp_ctx *ctx, const char *path, const fxp_images *const *s
         if (rc >= 0 && s->labels) rc = write_u8(ctx, fid, name, 1, dims, s->labels, path);
     }
     for (int k = 0; k < n_attrs && rc >= 0; k++) rc = fxp__h5_attr_write(ctx, fid, &attrs[k], path);
-    const int fin = fxp__h5_finish(ctx, fid, tmp, path, rc >= 0);
+    const int fin = fxp__h5_finish(ctx, &w, rc >= 0);
     return rc < 0 ? rc : fin;
 }
 
@@ -50,6 +54,7 @@ int fxp_image_dataset_write(fxp_ctx *ctx, const char *path, const char *dataset,
                             const char *source, const fxp_images *train, const fxp_images *valid,
                             const fxp_images *test)
 {
+    FXP_API_SCOPE();
     const fxp_images *splits[3] = { train, valid, test };
     if (!path || !*path || !dataset || !*dataset || !source || !*source)
         return FXP_ERR(ctx, FXP_EINVAL, "path, dataset name and source are required");
@@ -167,8 +172,8 @@ static int read_split(fxp_ctx *ctx, const char *path, const char *split, fxp_ima
         }
     }
     FXP_TRY(fxp_images_alloc(ctx, out, dims[0], dims[1], dims[2], dims[3], has_labels));
-    if (H5Dread(dset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->pixels) < 0 ||
-        (has_labels && H5Dread(ldset, H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out->labels) < 0)) {
+    if (fxp__h5_read_all(dset, H5T_NATIVE_UINT8, out->pixels) < 0 ||
+        (has_labels && fxp__h5_read_all(ldset, H5T_NATIVE_UINT8, out->labels) < 0)) {
         fxp_images_free(out);
         rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read split \"%s\" (damaged or truncated file?)",
                      path, split);
@@ -183,6 +188,7 @@ out:
 
 int fxp_image_dataset_read(fxp_ctx *ctx, const char *path, const char *split, fxp_images *out)
 {
+    FXP_API_SCOPE();
     if (out) memset(out, 0, sizeof *out);
     if (!path || !*path || !split || !*split || !out)
         return FXP_ERR(ctx, FXP_EINVAL, "path, split name and output are required");

@@ -66,6 +66,7 @@ static int lookup(const char *const *names, int n, const char *name)
 
 int fxp_graph_model_kind_parse(const char *name, fxp_graph_model_kind *kind)
 {
+    FXP_API_SCOPE();
     int i = name ? lookup(kind_names, 3, name) : -1;
     if (i < 0 || !kind)
         return FXP_ERR(NULL, FXP_EINVAL, "unknown graph model kind \"%s\" (coupling, gnf, gnf-gce)",
@@ -150,6 +151,7 @@ static double field_number(const fxp_graph_model_config *cfg, const key_info *k)
 
 int fxp_graph_model_config_set(fxp_graph_model_config *cfg, const char *key, const char *value)
 {
+    FXP_API_SCOPE();
     if (!cfg || !key || !value) return FXP_ERR(NULL, FXP_EINVAL, "cfg, key or value is NULL");
     const key_info *k = find_key(key);
     if (!k) return FXP_ERR(NULL, FXP_ENOTFOUND, "unknown graph model key \"%s\"", key);
@@ -191,6 +193,7 @@ int fxp_graph_model_config_set(fxp_graph_model_config *cfg, const char *key, con
 int fxp_graph_model_config_get(const fxp_graph_model_config *cfg, const char *key, char *buf,
                                size_t size)
 {
+    FXP_API_SCOPE();
     if (!cfg || !buf || size == 0) return FXP_ERR(NULL, FXP_EINVAL, "cfg or buf is NULL");
     buf[0] = '\0';
     const key_info *k = find_key(key);
@@ -226,6 +229,7 @@ int fxp_graph_model_config_get(const fxp_graph_model_config *cfg, const char *ke
 
 int fxp_graph_model_config_validate(fxp_ctx *ctx, const fxp_graph_model_config *cfg)
 {
+    FXP_API_SCOPE();
     if (!cfg) return FXP_ERR(ctx, FXP_EINVAL, "cfg is NULL");
     for (int i = 0; i < N_KEYS; i++) {
         const double v = field_number(cfg, &keys[i]);
@@ -269,6 +273,7 @@ static int new_gce(fxp_ctx *ctx, fxp_params *ps, const char *name,
 int fxp_graph_model_new(fxp_ctx *ctx, fxp_params *ps, const fxp_graph_model_config *cfg,
                         fxp_rng *rng, fxp_model **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !cfg || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp_graph_model_config_validate(ctx, cfg);
     if (rc < 0) return rc;

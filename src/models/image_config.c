@@ -137,17 +137,20 @@ const char *fxp_image_model_config_key_help(int i)
 
 int fxp_image_model_config_set(fxp_image_model_config *cfg, const char *key, const char *value)
 {
+    FXP_API_SCOPE();
     return fxp__keys_set(__func__, keys, N_KEYS, cfg, "image model", key, value);
 }
 
 int fxp_image_model_config_get(const fxp_image_model_config *cfg, const char *key, char *buf,
                                size_t size)
 {
+    FXP_API_SCOPE();
     return fxp__keys_get(__func__, keys, N_KEYS, cfg, "image model", key, buf, size);
 }
 
 int fxp_image_model_config_validate(fxp_ctx *ctx, const fxp_image_model_config *cfg)
 {
+    FXP_API_SCOPE();
     int rc = fxp__keys_validate(__func__, ctx, keys, N_KEYS, cfg);
     if (rc < 0) return rc;
     /* squeezes: one before level 0, one after each split */

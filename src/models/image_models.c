@@ -159,6 +159,7 @@ out:
 int fxp_image_model_new(fxp_ctx *ctx, fxp_params *ps, const fxp_image_model_config *cfg,
                         fxp_rng *rng, fxp_image_model **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !cfg || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp_image_model_config_validate(ctx, cfg);
     if (rc < 0) return rc;
@@ -177,6 +178,7 @@ out:
 
 void fxp_image_model_free(fxp_image_model *m)
 {
+    FXP_API_SCOPE();
     if (!m) return;
     fxp_model_free(m->pv);
     fxp_flow_free(m->qflow);
@@ -213,6 +215,7 @@ static int check_images(const fxp_image_model *m, const fxp_var *x, const char *
 
 int fxp_image_model_context(fxp_image_model *m, fxp_tape *t, fxp_var *x, fxp_var **context)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !x || !context) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     if (!m->qflow)
         return FXP_ERR(m->ctx, FXP_EINVAL, "the model uses uniform dequantization (no context)");
@@ -238,6 +241,7 @@ out:
 int fxp_image_model_log_density(fxp_image_model *m, fxp_tape *t, int training, fxp_var *v,
                                 fxp_var **log_p)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !v || !log_p) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     int rc = check_images(m, v, "v");
     if (rc < 0) return rc;
@@ -301,6 +305,7 @@ static int noise_var(fxp_image_model *m, fxp_tape *t, int B, fxp_var **noise)
 int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x,
                                fxp_var *noise, fxp_var **elbo, fxp_var **log_q)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !x || !noise || !elbo)
         return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     int rc = check_images(m, x, "x");
@@ -320,6 +325,7 @@ int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fx
 int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x, fxp_rng *rng,
                          fxp_var **elbo, fxp_var **log_q)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !x || !rng || !elbo)
         return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     int rc;
@@ -341,6 +347,7 @@ out:
 int fxp_image_model_sample(fxp_image_model *m, fxp_tape *t, int n, float temperature,
                            fxp_rng *rng, fxp_var **v)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !rng || !v) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     fxp_flow_io io = { .training = 0, .rng = rng, .temperature = temperature };
     return fxp_model_sample(m->pv, t, &io, n, m->latent, temperature, rng, v);
@@ -349,6 +356,7 @@ int fxp_image_model_sample(fxp_image_model *m, fxp_tape *t, int n, float tempera
 int fxp_image_model_decode(fxp_image_model *m, fxp_tape *t, fxp_var *eps, fxp_latents *latents,
                            fxp_var **v)
 {
+    FXP_API_SCOPE();
     if (!m || !t || !eps || !v) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     fxp_rng zero;
     fxp_rng_seed(&zero, 0);
@@ -380,6 +388,7 @@ int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, i
                              int iw_samples, int batch, uint64_t seed,
                              fxp_eval_progress_fn progress, void *user, fxp_image_eval *res)
 {
+    FXP_API_SCOPE();
     if (!m || !pixels || !res) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
     fxp_ctx *ctx = m->ctx;
     if (n < 1 || iw_samples < 1 || batch < 1 || first_index < 0 || first_index > (1ll << 31))

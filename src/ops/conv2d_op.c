@@ -45,6 +45,7 @@ static int conv_backward(fxp_tape *t, const fxp_node *n)
 int fxp_conv2d(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *w, fxp_var *bias,
                const fxp_conv2d_opts *opts)
 {
+    FXP_API_SCOPE();
     fxp_var *in[3] = { x, w, bias };
     int rc = fxp__ops_check_vars(t, __func__, 2, in);
     if (rc < 0) return rc;

@@ -8,6 +8,7 @@
 int fxp_gaussian_logpdf(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *mean,
                         fxp_var *log_sigma)
 {
+    FXP_API_SCOPE();
     int rc = fxp__ops_check_vars(t, __func__, 1, &x);
     if (rc < 0) return rc;
     fxp_ctx *ctx = fxp_tape_ctx(t);

@@ -162,18 +162,22 @@ static int binary(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b, bin_kind k
 
 int fxp_add(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b)
 {
+    FXP_API_SCOPE();
     return binary(t, out, a, b, BIN_ADD, __func__);
 }
 int fxp_sub(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b)
 {
+    FXP_API_SCOPE();
     return binary(t, out, a, b, BIN_SUB, __func__);
 }
 int fxp_mul(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b)
 {
+    FXP_API_SCOPE();
     return binary(t, out, a, b, BIN_MUL, __func__);
 }
 int fxp_div(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b)
 {
+    FXP_API_SCOPE();
     return binary(t, out, a, b, BIN_DIV, __func__);
 }
 
@@ -261,25 +265,46 @@ static int unary(fxp_tape *t, fxp_var **out, fxp_var *x, un_kind k, float c, con
 
 int fxp_scale(fxp_tape *t, fxp_var **out, fxp_var *x, float s)
 {
+    FXP_API_SCOPE();
     return unary(t, out, x, UN_SCALE, s, __func__);
 }
 int fxp_add_scalar(fxp_tape *t, fxp_var **out, fxp_var *x, float c)
 {
+    FXP_API_SCOPE();
     return unary(t, out, x, UN_ADDC, c, __func__);
 }
-int fxp_exp(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_EXP, 0, __func__); }
-int fxp_log(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_LOG, 0, __func__); }
-int fxp_tanh(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_TANH, 0, __func__); }
+int fxp_exp(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_EXP, 0, __func__);
+}
+int fxp_log(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_LOG, 0, __func__);
+}
+int fxp_tanh(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_TANH, 0, __func__);
+}
 int fxp_sigmoid(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
+    FXP_API_SCOPE();
     return unary(t, out, x, UN_SIGMOID, 0, __func__);
 }
-int fxp_relu(fxp_tape *t, fxp_var **out, fxp_var *x) { return unary(t, out, x, UN_RELU, 0, __func__); }
+int fxp_relu(fxp_tape *t, fxp_var **out, fxp_var *x)
+{
+    FXP_API_SCOPE();
+    return unary(t, out, x, UN_RELU, 0, __func__);
+}
 int fxp_softplus(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
+    FXP_API_SCOPE();
     return unary(t, out, x, UN_SOFTPLUS, 0, __func__);
 }
 int fxp_square(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
+    FXP_API_SCOPE();
     return unary(t, out, x, UN_SQUARE, 0, __func__);
 }

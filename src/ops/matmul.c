@@ -39,6 +39,7 @@ static int matmul_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_matmul(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b, int trans_a, int trans_b)
 {
+    FXP_API_SCOPE();
     fxp_var *in[2] = { a, b };
     int rc = fxp__ops_check_vars(t, __func__, 2, in);
     if (rc < 0) return rc;
@@ -100,6 +101,7 @@ static int linear_backward(fxp_tape *t, const fxp_node *nd)
 
 int fxp_linear(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *w, fxp_var *bias)
 {
+    FXP_API_SCOPE();
     fxp_var *in[3] = { x, w, bias };
     int rc = fxp__ops_check_vars(t, __func__, bias ? 3 : 2, in);
     if (rc < 0) return rc;
@@ -208,6 +210,7 @@ static int adj_backward(fxp_tape *t, const fxp_node *nd)
 
 int fxp_adj_matmul(fxp_tape *t, fxp_var **out, fxp_var *adj, fxp_var *x)
 {
+    FXP_API_SCOPE();
     fxp_var *in[2] = { adj, x };
     int rc = fxp__ops_check_vars(t, __func__, 2, in);
     if (rc < 0) return rc;

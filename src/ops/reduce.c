@@ -134,11 +134,13 @@ static int reduce(fxp_tape *t, fxp_var **out, fxp_var *x, unsigned axes, int kee
 
 int fxp_sum(fxp_tape *t, fxp_var **out, fxp_var *x, unsigned axes, int keepdim)
 {
+    FXP_API_SCOPE();
     return reduce(t, out, x, axes, keepdim, 0, __func__);
 }
 
 int fxp_mean(fxp_tape *t, fxp_var **out, fxp_var *x, unsigned axes, int keepdim)
 {
+    FXP_API_SCOPE();
     return reduce(t, out, x, axes, keepdim, 1, __func__);
 }
 
@@ -167,6 +169,7 @@ static int lse_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_logsumexp(fxp_tape *t, fxp_var **out, fxp_var *x, int axis, int keepdim)
 {
+    FXP_API_SCOPE();
     int rc = fxp__ops_check_vars(t, __func__, 1, &x);
     if (rc < 0) return rc;
     if (!out) return FXP_ERR(fxp_tape_ctx(t), FXP_EINVAL, "out is NULL");

@@ -16,6 +16,7 @@ static int reshape_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_reshape(fxp_tape *t, fxp_var **out, fxp_var *x, int ndim, const int *shape)
 {
+    FXP_API_SCOPE();
     int rc = fxp__ops_check_vars(t, __func__, 1, &x);
     if (rc < 0) return rc;
     fxp_ctx *ctx = fxp_tape_ctx(t);
@@ -56,6 +57,7 @@ static int concat_backward(fxp_tape *t, const fxp_node *n)
 
 int fxp_concat(fxp_tape *t, fxp_var **out, fxp_var *a, fxp_var *b, int axis)
 {
+    FXP_API_SCOPE();
     fxp_var *in[2] = { a, b };
     int rc = fxp__ops_check_vars(t, __func__, 2, in);
     if (rc < 0) return rc;
@@ -141,6 +143,7 @@ static int split_part(fxp_tape *t, fxp_var **out, fxp_var *x, int axis, int from
 
 int fxp_split(fxp_tape *t, fxp_var **out_a, fxp_var **out_b, fxp_var *x, int axis, int size_a)
 {
+    FXP_API_SCOPE();
     int rc = fxp__ops_check_vars(t, __func__, 1, &x);
     if (rc < 0) return rc;
     fxp_ctx *ctx = fxp_tape_ctx(t);
@@ -247,14 +250,17 @@ static int permute(fxp_tape *t, fxp_var **out, fxp_var *x, perm_kind kind, const
 
 int fxp_squeeze2d(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
+    FXP_API_SCOPE();
     return permute(t, out, x, PERM_SQUEEZE, __func__);
 }
 int fxp_unsqueeze2d(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
+    FXP_API_SCOPE();
     return permute(t, out, x, PERM_UNSQUEEZE, __func__);
 }
 int fxp_flip2d(fxp_tape *t, fxp_var **out, fxp_var *x)
 {
+    FXP_API_SCOPE();
     return permute(t, out, x, PERM_FLIP, __func__);
 }
 
@@ -294,6 +300,7 @@ static int inter_backward(fxp_tape *t, const fxp_node *n)
 int fxp_split_interleaved(fxp_tape *t, fxp_var **out_even, fxp_var **out_odd, fxp_var *x,
                           int axis)
 {
+    FXP_API_SCOPE();
     int rc = fxp__ops_check_vars(t, __func__, 1, &x);
     if (rc < 0) return rc;
     fxp_ctx *ctx = fxp_tape_ctx(t);

@@ -66,6 +66,7 @@ static int check_config(fxp_ctx *ctx, const fxp_optim_config *c)
 
 int fxp_optim_new(fxp_ctx *ctx, fxp_params *ps, const fxp_optim_config *cfg, fxp_optim **out)
 {
+    FXP_API_SCOPE();
     if (!ctx || !ps || !cfg || !out) return FXP_ERR(ctx, FXP_EINVAL, "ctx, ps, cfg or out is NULL");
     int rc = check_config(ctx, cfg);
     if (rc < 0) return rc;
@@ -97,6 +98,7 @@ void fxp_optim_free(fxp_optim *o)
 
 int fxp_optim_step(fxp_optim *o, double *grad_norm)
 {
+    FXP_API_SCOPE();
     if (!o) return FXP_ERR(NULL, FXP_EINVAL, "optimizer is NULL");
     fxp_ctx *ctx = o->ctx;
     if (fxp_params_size(o->ps, FXP_PARAM_TRAINABLE) != o->size)

@@ -100,14 +100,16 @@ static int save_checked(fxp_ctx *ctx, const char *path, const char *dir, tool_mo
                         fxp_optim *opt, const run_state *st, double *last_size)
 {
     double need = *last_size;
-    if (need <= 0) /* the HDF5 metadata of each entry's three datasets is a few kB */
+    if (need <= 0) /* values, Adam's m and v, and about 0.5 kB of HDF5 metadata per
+                      dataset (three per entry; 1.5 kB each to be safe) */
         need = 3.0 * sizeof(float) * (double)fxp_params_size(m->ps, FXP_PARAM_TRAINABLE) +
-               6144.0 * fxp_params_count(m->ps);
+               3 * 1536.0 * fxp_params_count(m->ps);
     need = 1.25 * need + 65536;
     const double avail = free_bytes(dir);
     if (avail >= 0 && avail < need)
-        return tool_fail(FXP_EIO, "cannot write %s: it may need up to %.0f kB and the file "
-                         "system has %.0f kB free", path, need / 1024, avail / 1024);
+        return tool_fail(FXP_EIO, "cannot write %s: No space left on device (it may need up to "
+                         "%.0f kB and the file system has %.0f kB free)", path, need / 1024,
+                         avail / 1024);
     int rc = store_save(ctx, path, m, opt, st);
     struct stat sb;
     if (rc >= 0 && stat(path, &sb) == 0 && (double)sb.st_size > *last_size) *last_size = (double)sb.st_size;

@@ -109,6 +109,7 @@ static const fxp_flow_vtable actnorm_vtable = { "graph_actnorm", actnorm_forward
 int fxp_graph_actnorm_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int features,
                           fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !out) return FXP_ERR(ctx, FXP_EINVAL, "ps or out is NULL");
     if (features < 1) return FXP_ERR(ctx, FXP_EINVAL, "features = %d must be >= 1", features);
     graph_actnorm *a = calloc(1, sizeof *a);

@@ -313,6 +313,7 @@ static int check_opts(fxp_ctx *ctx, const fxp_graph_coupling_opts *o)
 int fxp_graph_coupling_new(fxp_ctx *ctx, fxp_params *ps, const char *name,
                            const fxp_graph_coupling_opts *opts, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !opts || !rng || !out)
         return FXP_ERR(ctx, FXP_EINVAL, "ps, opts, rng or out is NULL");
     int rc = check_opts(ctx, opts);

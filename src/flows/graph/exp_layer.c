@@ -100,6 +100,7 @@ static const fxp_flow_vtable gce_vtable = { "graph_conv_exp", gce_forward, gce_i
 int fxp_graph_conv_exp_new(fxp_ctx *ctx, fxp_params *ps, const char *name,
                            const fxp_graph_conv_exp_opts *opts, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !opts || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     const fxp_graph_conv_exp_opts *o = opts;
     if (o->features < 1 || o->terms_train < 1 || o->terms_eval < 1 || o->terms_train > 1000 ||

@@ -80,6 +80,7 @@ static const fxp_flow_vtable linear_vtable = { "graph_linear", linear_forward, l
 int fxp_graph_linear_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int features,
                          fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !out) return FXP_ERR(ctx, FXP_EINVAL, "ps or out is NULL");
     if (features < 1 || features > 4096)
         return FXP_ERR(ctx, FXP_EINVAL, "features = %d outside [1, 4096]", features);

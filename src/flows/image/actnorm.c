@@ -101,6 +101,7 @@ static const fxp_flow_vtable actnorm_vtable = { "actnorm", actnorm_forward, actn
 
 int fxp_actnorm_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     if (channels < 1) return FXP_ERR(ctx, FXP_EINVAL, "channels = %d (must be >= 1)", channels);
     actnorm_layer *l = calloc(1, sizeof *l);

@@ -119,6 +119,7 @@ static const fxp_flow_vtable coupling_vtable = { "image_coupling", coupling_forw
 int fxp_image_coupling_new(fxp_ctx *ctx, fxp_params *ps, const char *name,
                            const fxp_image_coupling_opts *opts, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !opts || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     coupling_layer *l = calloc(1, sizeof *l);
     if (!l) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate layer %s", name ? name : "");

@@ -60,6 +60,7 @@ static const fxp_flow_vtable normalize_vtable = { "normalize", normalize_forward
 
 int fxp_normalize_new(fxp_ctx *ctx, const char *name, float shift, float scale, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!out) return FXP_ERR(ctx, FXP_EINVAL, "out is NULL");
     if (!isfinite(shift) || !(scale > 0) || !isfinite(scale))
         return FXP_ERR(ctx, FXP_EINVAL, "shift %g must be finite and scale %g finite and > 0",
@@ -126,10 +127,12 @@ static int plain_new(fxp_ctx *ctx, const char *name, const fxp_flow_vtable *vt, 
 
 int fxp_squeeze_new(fxp_ctx *ctx, const char *name, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     return plain_new(ctx, name, &squeeze_vtable, out);
 }
 
 int fxp_flip_new(fxp_ctx *ctx, const char *name, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     return plain_new(ctx, name, &flip_vtable, out);
 }

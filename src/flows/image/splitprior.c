@@ -93,6 +93,7 @@ static const fxp_flow_vtable split_vtable = { "split_prior", split_forward, spli
 int fxp_split_prior_new(fxp_ctx *ctx, fxp_params *ps, const char *name,
                         const fxp_image_coupling_opts *coupling, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !coupling || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     split_layer *l = calloc(1, sizeof *l);
     if (!l) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate layer %s", name ? name : "");

@@ -50,6 +50,7 @@ static const fxp_flow_vtable conv1x1_vtable = { "conv1x1", conv1x1_forward, conv
 int fxp_conv1x1_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels, int height,
                     int width, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp__mixing_check_dims(ctx, name, channels, height, width);
     if (rc < 0) return rc;
@@ -208,6 +209,7 @@ static int lu_init(fxp_ctx *ctx, lu_layer *l, const float *q)
 int fxp_conv1x1_lu_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels, int height,
                        int width, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp__mixing_check_dims(ctx, name, channels, height, width);
     if (rc < 0) return rc;
@@ -293,6 +295,7 @@ static const fxp_flow_vtable householder_vtable = { "householder1x1", householde
 int fxp_householder1x1_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels,
                            int height, int width, int reflections, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp__mixing_check_dims(ctx, name, channels, height, width);
     if (rc < 0) return rc;

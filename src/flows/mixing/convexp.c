@@ -154,6 +154,7 @@ static const fxp_flow_vtable convexp_vtable = { "convexp", convexp_forward, conv
 int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_convexp_opts *opts,
                     fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !opts || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     const fxp_convexp_opts *o = opts;
     if (o->channels < 1 || o->height < 1 || o->width < 1 || o->kernel < 1 || o->kernel % 2 == 0 ||

@@ -84,6 +84,7 @@ static const fxp_flow_vtable emerging_vtable = { "emerging", emerging_forward, e
 int fxp_emerging_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels, int height,
                      int width, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp__mixing_check_dims(ctx, name, channels, height, width);
     if (rc < 0) return rc;

@@ -85,6 +85,7 @@ static int convexp_opts(fxp_ctx *ctx, const char *name, const fxp_mixing_opts *o
 int fxp_mixing_new(fxp_ctx *ctx, fxp_params *ps, const char *name, fxp_mixing_kind kind,
                    const fxp_mixing_opts *opts, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !opts || !rng || !out || !name)
         return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     const fxp_mixing_opts *o = opts;

@@ -95,6 +95,7 @@ static const fxp_flow_vtable woodbury_vtable = { "woodbury", woodbury_forward, w
 int fxp_woodbury_new(fxp_ctx *ctx, fxp_params *ps, const char *name, int channels, int height,
                      int width, int rank, fxp_rng *rng, fxp_flow **out)
 {
+    FXP_API_SCOPE();
     if (!ps || !rng || !out) return FXP_ERR(ctx, FXP_EINVAL, "NULL argument");
     int rc = fxp__mixing_check_dims(ctx, name, channels, height, width);
     if (rc < 0) return rc;
