@@ -47,12 +47,15 @@ static int graph_set(void *cfg, const char *key, const char *value)
 int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
-    int batch = 0, steps = 5, threads = 0, json = 0, nodes = 9, seed = 0;
+    int batch = 0, steps = 5, threads = 0, json = 0, nodes = 9, seed = 0, n_sample = 0,
+        sample_chunk = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
         { "model", ARG_STRING, &model, "NAME", "coupling | gnf | gnf-gce | flow-1x1 | ... | flow-convexp", 0, 0, NULL, 1, 0 },
         { "set", ARG_LIST, &sets, "KEY=VALUE", "override one configuration key (repeatable)", 0, 0, NULL, 0, 0 },
         { "batch", ARG_INT, &batch, "B", "examples per training step and samples drawn (default: 32 images, or the graph config's batch)", 1, 1e6, NULL, 0, 0 },
+        { "sample", ARG_INT, &n_sample, "N", "examples drawn in the sampling measurement (default: --batch)", 1, 1e6, NULL, 0, 0 },
+        { "sample-chunk", ARG_INT, &sample_chunk, "C", "image models: examples per sampling pass (default 10)", 1, 1e6, NULL, 0, 0 },
         { "steps", ARG_INT, &steps, "N", "timed training steps after one warm-up step (default 5)", 1, 1e6, NULL, 0, 0 },
         { "nodes", ARG_INT, &nodes, "N", "graph models: nodes per graph (default 9)", 2, 4096, NULL, 0, 0 },
         { "threads", ARG_INT, &threads, "T", "threads (default: all cores, or OMP_NUM_THREADS)", 1, 256, NULL, 0, 0 },
@@ -177,17 +180,25 @@ int cmd_bench(int argc, char **argv)
     const double step_s = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
     const double train_rss = peak_rss_mb();
     /* sampling: evaluation mode, no gradients */
+    if (!n_sample) n_sample = batch;
     fxp_tape_reset(t);
     fxp_tape_set_grad_enabled(t, 0);
+    /* in chunks of at most `chunk` examples with the tape reset in between,
+     * as `flowexp sample` does, so memory stays bounded */
+    const int chunk = is_graph ? n_sample : (sample_chunk ? sample_chunk : 10);
     fxp_var *smp;
     double t0 = progress_now();
-    int r;
-    if (is_graph) {
-        fxp_flow_io io = { .adj = &adj };
-        const int ev[2] = { nodes, x.shape[2] };
-        r = fxp_model_sample(gm.model, t, &io, batch, ev, 1.0f, &rng, &smp);
-    } else {
-        r = fxp_image_model_sample(im.m, t, batch, 1.0f, &rng, &smp);
+    int r = FXP_OK;
+    for (int done = 0; done < n_sample && r >= 0; done += chunk) {
+        const int b = n_sample - done < chunk ? n_sample - done : chunk;
+        fxp_tape_reset(t);
+        if (is_graph) {
+            fxp_flow_io io = { .adj = &adj };
+            const int ev[2] = { nodes, x.shape[2] };
+            r = fxp_model_sample(gm.model, t, &io, b, ev, 1.0f, &rng, &smp);
+        } else {
+            r = fxp_image_model_sample(im.m, t, b, 1.0f, &rng, &smp);
+        }
     }
     const double sample_s = progress_now() - t0;
     if (r < 0) {
@@ -196,16 +207,17 @@ int cmd_bench(int argc, char **argv)
     }
     const size_t params = fxp_params_size(ps, FXP_PARAM_TRAINABLE);
     if (json) {
-        printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
+        printf("{\"model\": \"%s\", \"batch\": %d, \"sample_n\": %d, \"threads\": %d, "
+               "\"steps\": %d, "
                "\"train_step_s\": %.6g, \"train_step_min_s\": %.6g, \"sample_s\": %.6g, "
                "\"peak_rss_mb\": %.1f, \"train_peak_rss_mb\": %.1f, \"params\": %zu, "
                "\"tape_peak_mb\": %.1f}\n",
-               model, batch, fxp_ctx_threads(ctx), steps, step_s, times[0], sample_s, peak_rss_mb(),
-               train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0);
+               model, batch, n_sample, fxp_ctx_threads(ctx), steps, step_s, times[0], sample_s,
+               peak_rss_mb(), train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0);
     } else {
         printf("%s: batch %d, %d thread(s): training step %.4f s (median of %d, min %.4f); "
                "sampling %d: %.4f s; peak memory %.1f MB (tape %.1f MB); %zu parameters\n",
-               model, batch, fxp_ctx_threads(ctx), step_s, steps, times[0], batch, sample_s,
+               model, batch, fxp_ctx_threads(ctx), step_s, steps, times[0], n_sample, sample_s,
                peak_rss_mb(), fxp_tape_bytes_peak(t) / 1048576.0, params);
     }
     rc = 0;
