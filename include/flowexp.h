@@ -26,6 +26,8 @@
 #include "flowexp/layers.h"
 #include "flowexp/image.h"
 #include "flowexp/imageflow.h"
+#include "flowexp/sylvester.h"
+#include "flowexp/residual.h"
 #include "flowexp/dist.h"
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "flows/flow_internal.h"
+#include "flows/mixing/mixing_internal.h"
 
 typedef struct convexp_layer {
     fxp_flow base;
@@ -21,10 +21,10 @@ void fxp_convexp_opts_default(fxp_convexp_opts *o, int channels, int height, int
                              channels <= 64 ? channels : 64, 0.9f, 1, 6, 13, 0.0f };
 }
 
-/* Q = H(v_1) ... H(v_R) (or its transpose H(v_R) ... H(v_1)), H(v) = I - 2 v v^T / v^T v,
- * built from tape ops so that gradients reach V. */
-static int householder(fxp_tape *t, fxp_var *V, int C, int R, int transpose, fxp_var **out)
+/* See mixing_internal.h. */
+int fxp__householder_matrix(fxp_tape *t, fxp_var *V, int transpose, fxp_var **out)
 {
+    const int R = V->value.shape[0], C = V->value.shape[1];
     int rc, sq[2] = { C, C }, col[2] = { C, 1 };
     fxp_var *q;
     FXP_TRY(fxp__zeros(t, &q, 2, sq));
@@ -64,7 +64,7 @@ static int mixer_kernel(convexp_layer *l, fxp_tape *t, int inverse, fxp_var **k,
         if (inverse) FXP_TRY(fxp_inverse(t, &q, m));
         else q = m;
     } else {
-        FXP_TRY(householder(t, m, C, l->o.reflections, inverse, &q));
+        FXP_TRY(fxp__householder_matrix(t, m, inverse, &q));
     }
     FXP_TRY(fxp_reshape(t, k, q, 4, k4));
 out:

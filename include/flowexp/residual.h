@@ -1,0 +1,4 @@
+#ifndef FLOWEXP_RESIDUAL_H
+#define FLOWEXP_RESIDUAL_H
+#include "flowexp/sylvester.h"
+#endif
