@@ -91,7 +91,7 @@ while read -r d m s; do
     r=$out/$d-$m-s$s/result.json
     [ -s "$r" ] || continue
     nll=$(sed 's/.*"nll_nats_per_node": \([^,]*\),.*/\1/' "$r")
-    ent=$(sed 's/.*"entropy_per_node": \([^}]*\)}.*/\1/' "$r")
+    ent=$(sed 's/.*"entropy_per_node": \([-+.0-9eE]*\).*/\1/' "$r")
     steps=$(sed 's/.*"step": \([0-9]*\).*/\1/' "$r")
     # steps actually trained (fewer than the budget if the time limit hit)
     done_steps=$(sed -n 's/^trained [a-z-]*: step \([0-9]*\),.*/\1/p' "$out/$d-$m-s$s.train.txt")

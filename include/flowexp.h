@@ -24,6 +24,7 @@
 #include "flowexp/io.h"
 #include "flowexp/checkpoint.h"
 #include "flowexp/layers.h"
+#include "flowexp/mixing.h"
 #include "flowexp/image.h"
 #include "flowexp/imageflow.h"
 #include "flowexp/sylvester.h"

@@ -110,8 +110,13 @@ expect 2 "sample: bad --temperatures" -- "$F" sample --checkpoint "$T/a/best.h5"
 expect 0 "train uniform dequantization" -- TRAIN --model flow-convexp $SMALL --set dequantization=uniform --out "$T/u" --steps 3
 
 # ---- verify and bench
-expect 0 "verify flow-convexp" -- "$F" verify --model flow-convexp --quiet
-grep -q "all layers hold" "$T/out" && ok "verify: all layers hold" || fail "verify: $(cat "$T/out")"
+for m in flow-1x1 flow-lu flow-householder flow-emerging flow-woodbury flow-convexp; do
+    expect 0 "verify $m" -- "$F" verify --model "$m" --quiet
+    grep -q "all layers hold" "$T/out" && ok "verify $m: all layers hold" || fail "verify: $(cat "$T/out")"
+done
+# shellcheck disable=SC2086
+expect 0 "train flow-emerging (sampling through the sequential inverse)" -- TRAIN --model flow-emerging $SMALL --out "$T/e" --steps 3
+expect 0 "sample flow-emerging" -- "$F" sample --checkpoint "$T/e/checkpoint.h5" --out "$T/se.h5" --n 3
 expect 0 "verify gnf-gce" -- "$F" verify --model gnf-gce --quiet
 # shellcheck disable=SC2086
 expect 0 "bench --json" -- "$F" bench --model flow-convexp $SMALL --set height=8 --set width=8 --set channels=1 --batch 4 --steps 2 --threads 1 --json

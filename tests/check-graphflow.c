@@ -816,6 +816,38 @@ START_TEST(test_config_keys)
     }
     ck_assert_ptr_null(fxp_graph_model_config_key(-1));
     ck_assert_ptr_null(fxp_graph_model_config_key(fxp_graph_model_config_n_keys()));
+    /* doubles keep all their digits through get/set (a checkpoint's lr must
+     * be the run's lr), and short values stay short */
+    {
+        fxp_graph_model_config a, b;
+        fxp_graph_model_config_default(&a, FXP_GRAPH_MODEL_GNF);
+        b = a;
+        a.lr = 0.1 + 1e-15;
+        a.lr_decay = 0.8888888888888888;
+        a.clip_norm = 1.0 / 3.0;
+        a.scale_bound = 1.0f / 3.0f;
+        const char *keys[4] = { "lr", "lr_decay", "clip_norm", "scale_bound" };
+        for (int i = 0; i < 4; i++) {
+            char buf[64];
+            ck_assert_ok(fxp_graph_model_config_get(&a, keys[i], buf, sizeof buf));
+            ck_assert_ok(fxp_graph_model_config_set(&b, keys[i], buf));
+        }
+        ck_assert_int_eq(memcmp(&a, &b, sizeof a), 0);
+        char buf[64];
+        a.lr = 0.003;
+        ck_assert_ok(fxp_graph_model_config_get(&a, "lr", buf, sizeof buf));
+        ck_assert_str_eq(buf, "0.003");
+    }
+    /* every key has a one-line meaning; named values are listed in it */
+    for (int i = 0; i < fxp_graph_model_config_n_keys(); i++) {
+        const char *help = fxp_graph_model_config_key_help(i);
+        ck_assert_ptr_nonnull(help);
+        ck_assert_int_gt((int)strlen(help), 10);
+        ck_assert_ptr_null(strchr(help, '\n'));
+    }
+    ck_assert_ptr_nonnull(strstr(fxp_graph_model_config_key_help(0), "gnf-gce"));
+    ck_assert_ptr_null(fxp_graph_model_config_key_help(-1));
+    ck_assert_ptr_null(fxp_graph_model_config_key_help(fxp_graph_model_config_n_keys()));
     fxp_graph_model_config c;
     fxp_graph_model_config_default(&c, FXP_GRAPH_MODEL_COUPLING);
     char buf[32];

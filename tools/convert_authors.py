@@ -92,10 +92,10 @@ def _mixing(sd, p, q, kind, out, state):
         out[q + "/weight"] = sd[p + "W"]
     elif kind == "emerging":
         out[q + "/conv1x1/weight"] = sd[p + "transformations.0.W"]
-        out[q + "/ar1/weight"] = sd[p + "transformations.1.weight"]
-        out[q + "/ar1/bias"] = sd[p + "transformations.1.bias"]
-        out[q + "/ar2/weight"] = sd[p + "transformations.3.weight"]
-        out[q + "/ar2/bias"] = sd[p + "transformations.3.bias"]
+        out[q + "/ar0/weight"] = sd[p + "transformations.1.weight"]
+        out[q + "/ar0/bias"] = sd[p + "transformations.1.bias"]
+        out[q + "/ar1/weight"] = sd[p + "transformations.3.weight"]
+        out[q + "/ar1/bias"] = sd[p + "transformations.3.bias"]
     elif kind == "woodbury":
         out[q + "/conv1x1/weight"] = sd[p + "conv1x1.W"]
         out[q + "/U"] = sd[p + "woodbury_spatial.U"]

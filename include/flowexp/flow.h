@@ -147,6 +147,19 @@ FXP_API int fxp_flow_seq_append(fxp_flow *seq, fxp_flow *child);
 FXP_API int fxp_flow_seq_length(const fxp_flow *seq);
 FXP_API fxp_flow *fxp_flow_seq_at(const fxp_flow *seq, int i);
 
+/* A layer run backwards (the authors' ReverseTransformation): its forward
+ * is inner's inverse and its inverse is inner's forward, with their logdets
+ * (so the conventions above still hold for the wrapper).  Use it where a
+ * flow should run a layer in its cheap direction when sampling, e.g. the
+ * mixing layers inside a variational dequantiser.  It registers no
+ * parameters (inner's keep their names); io is passed through unchanged.
+ * Takes ownership of inner (also on failure); FXP_EINVAL if inner or out is
+ * NULL or the name is too long.  Kind "inverted". */
+FXP_API int fxp_flow_inverted_new(struct fxp_ctx *ctx, const char *name, fxp_flow *inner,
+                                  fxp_flow **out);
+/* The wrapped layer of an inverted layer (NULL for other layers). */
+FXP_API fxp_flow *fxp_flow_inverted_inner(const fxp_flow *f);
+
 /* ---- base densities and models ---------------------------------------------- */
 
 typedef enum fxp_base_kind {

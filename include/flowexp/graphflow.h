@@ -81,8 +81,9 @@ FXP_API const char *fxp_graph_model_kind_name(fxp_graph_model_kind kind);
 FXP_API int fxp_graph_model_kind_parse(const char *name, fxp_graph_model_kind *kind);
 
 /* Key/value access.  Keys are the names in the struct comment; values are
- * text: integers, floats (parsed with strtod, printed with %.9g so that a
- * get/set round trip is exact), and names for kind ("coupling" | "gnf" |
+ * text: integers, floats (parsed with strtod, printed with the fewest
+ * digits that read back as the same float or double, so that a get/set
+ * round trip is exact), and names for kind ("coupling" | "gnf" |
  * "gnf-gce"), messages ("mean" = FXP_GRAPH_COND_MP, "attention" =
  * FXP_GRAPH_COND_ATTN, "edge" = FXP_GRAPH_COND_EDGE), act ("relu" | "tanh" |
  * "softplus") and base ("normal" | "diag").  fxp_graph_model_config_set parses and range-checks one value:
@@ -93,9 +94,13 @@ FXP_API int fxp_graph_model_kind_parse(const char *name, fxp_graph_model_kind *k
  * fxp_graph_model_config_get writes the text form into buf (always
  * NUL-terminated; FXP_EINVAL if it does not fit).
  * Keys are enumerated by index: fxp_graph_model_config_key(i) for
- * i = 0 .. fxp_graph_model_config_n_keys()-1 (NULL outside). Thread-safe. */
+ * i = 0 .. fxp_graph_model_config_n_keys()-1 (NULL outside), and
+ * fxp_graph_model_config_key_help(i) says in one line what key i means
+ * (with its named values; NULL outside).  The strings are static.
+ * Thread-safe. */
 FXP_API int fxp_graph_model_config_n_keys(void);
 FXP_API const char *fxp_graph_model_config_key(int i);
+FXP_API const char *fxp_graph_model_config_key_help(int i);
 FXP_API int fxp_graph_model_config_set(fxp_graph_model_config *cfg, const char *key,
                                        const char *value);
 FXP_API int fxp_graph_model_config_get(const fxp_graph_model_config *cfg, const char *key,

@@ -62,6 +62,45 @@ FXP_API int fxp_h5_read_array(struct fxp_ctx *ctx, const char *path, const char 
 FXP_API int fxp_h5_read_attr(struct fxp_ctx *ctx, const char *path, const char *key, char *buf,
                              size_t size);
 
+/* ---- one large array, written in pieces ------------------------------------------ */
+
+/* For outputs too large to hold in memory (e.g. millions of sampled graphs):
+ * declare the array's full shape, append its rows in any number of pieces,
+ * then commit.
+ *
+ *   fxp_h5_array_writer *w;
+ *   fxp_h5_array_writer_new(ctx, "s.h5", "samples", 3, (int[]){ n, N, F }, 0, NULL, &w);
+ *   for (...) fxp_h5_array_writer_append(w, &batch);     // batch [b, N, F]
+ *   rc = fxp_h5_array_writer_commit(w);
+ *   fxp_h5_array_writer_free(w);                       // after commit or to abandon
+ *
+ * The file is like one written by fxp_h5_write_arrays with a single array
+ * (float32 dataset `name`, a '/' creating groups, plus root attributes),
+ * except that the dataset is stored contiguously (no chunks or filters).
+ * Memory use does not depend on the array's size.  new() creates
+ * "<path>.tmp.<pid>" and reserves disk space for the whole array: if the
+ * file system cannot hold it, new() fails with FXP_EIO ("no space") before
+ * any row is written.  commit() fails with FXP_ESTATE unless exactly
+ * shape[0] rows were appended; it syncs the file, renames it over path and
+ * syncs the directory.  free() of an uncommitted writer removes the
+ * temporary, so an abandoned or failed output leaves nothing behind (and a
+ * file already at path is untouched); free(NULL) is a no-op.
+ *
+ * new: FXP_EINVAL for a rank outside 1..FXP_MAX_DIMS, a dimension < 1, a
+ * missing name or attribute key; FXP_EIO if the file cannot be created.
+ * append: rows [k, shape[1..]] with k >= 0; FXP_ESHAPE for other trailing
+ * dimensions or more rows than declared, FXP_EIO for a failed write.
+ * fxp_h5_array_writer_rows: rows appended so far.  One writer must not be
+ * used by two threads at once; HDF5 is called in new() only. */
+typedef struct fxp_h5_array_writer fxp_h5_array_writer;
+FXP_API int fxp_h5_array_writer_new(struct fxp_ctx *ctx, const char *path, const char *name,
+                                    int ndim, const int *shape, int n_attrs, const fxp_attr *attrs,
+                                    fxp_h5_array_writer **out);
+FXP_API int fxp_h5_array_writer_append(fxp_h5_array_writer *w, const fxp_tensor *rows);
+FXP_API int64_t fxp_h5_array_writer_rows(const fxp_h5_array_writer *w);
+FXP_API int fxp_h5_array_writer_commit(fxp_h5_array_writer *w);
+FXP_API void fxp_h5_array_writer_free(fxp_h5_array_writer *w);
+
 #ifdef __cplusplus
 }
 #endif

@@ -194,3 +194,58 @@ fxp_flow *fxp_flow_seq_at(const fxp_flow *seq, int i)
     const seq_flow *s = (const seq_flow *)seq;
     return i >= 0 && i < s->n ? s->children[i] : NULL;
 }
+
+/* ---- inverted layer ------------------------------------------------------------ */
+
+typedef struct inverted_flow {
+    fxp_flow base;
+    fxp_flow *inner;
+} inverted_flow;
+
+static int inverted_forward(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x,
+                            fxp_var **z, fxp_var **logdet)
+{
+    return fxp_flow_inverse(((inverted_flow *)f)->inner, t, io, x, z, logdet);
+}
+
+static int inverted_inverse(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z,
+                            fxp_var **x, fxp_var **logdet)
+{
+    return fxp_flow_forward(((inverted_flow *)f)->inner, t, io, z, x, logdet);
+}
+
+static void inverted_destroy(fxp_flow *f)
+{
+    fxp_flow_free(((inverted_flow *)f)->inner);
+    free(f);
+}
+
+static const fxp_flow_vtable inverted_vtable = { "inverted", inverted_forward, inverted_inverse,
+                                                 inverted_destroy };
+
+int fxp_flow_inverted_new(fxp_ctx *ctx, const char *name, fxp_flow *inner, fxp_flow **out)
+{
+    if (!inner || !out) {
+        fxp_flow_free(inner);
+        return FXP_ERR(ctx, FXP_EINVAL, "inner layer or out is NULL");
+    }
+    inverted_flow *w = calloc(1, sizeof *w);
+    if (!w) {
+        fxp_flow_free(inner);
+        return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate an inverted layer");
+    }
+    int rc = fxp__flow_init(&w->base, &inverted_vtable, ctx, name);
+    if (rc < 0) {
+        fxp_flow_free(inner);
+        free(w);
+        return rc;
+    }
+    w->inner = inner;
+    *out = &w->base;
+    return FXP_OK;
+}
+
+fxp_flow *fxp_flow_inverted_inner(const fxp_flow *f)
+{
+    return f && f->vt == &inverted_vtable ? ((const inverted_flow *)f)->inner : NULL;
+}

@@ -74,42 +74,45 @@ int fxp_graph_model_kind_parse(const char *name, fxp_graph_model_kind *kind)
     return FXP_OK;
 }
 
-/* One key of the configuration: where it lives and how it is parsed. */
+/* One key of the configuration: where it lives, how it is parsed, and what
+ * it means (fxp_graph_model_config_key_help). */
 typedef enum { T_INT, T_FLOAT, T_DOUBLE, T_KIND, T_ACT, T_BASE, T_MSG } key_type;
 typedef struct key_info {
     const char *key;
     key_type type;
     size_t offset;
     double lo, hi; /* valid range of numbers (inclusive) */
+    const char *help;
 } key_info;
 
-#define KEY(name, type, lo, hi) { #name, type, offsetof(fxp_graph_model_config, name), lo, hi }
+#define KEY(name, type, lo, hi, help) \
+    { #name, type, offsetof(fxp_graph_model_config, name), lo, hi, help }
 static const key_info keys[] = {
-    KEY(kind, T_KIND, 0, 2),
-    KEY(features, T_INT, 2, 1 << 16),
-    KEY(couplings, T_INT, 1, 4096),
-    KEY(hidden, T_INT, 1, 1 << 16),
-    KEY(mlp_layers, T_INT, 1, 64),
-    KEY(rounds, T_INT, 1, 64),
-    KEY(messages, T_MSG, 1, 3),
-    KEY(heads, T_INT, 1, 1 << 16),
-    KEY(scale_bound, T_FLOAT, 1e-3, 1e3),
-    KEY(act, T_ACT, 0, 2),
-    KEY(actnorm, T_INT, 0, 1),
-    KEY(linear, T_INT, 0, 1),
-    KEY(gce_terms_train, T_INT, 1, 1000),
-    KEY(gce_terms_eval, T_INT, 1, 1000),
-    KEY(gce_coeff0, T_FLOAT, 1e-6, 1e3),
-    KEY(gce_coeff1, T_FLOAT, 1e-6, 1e3),
-    KEY(gce_max_degree, T_INT, 0, 1 << 24),
-    KEY(base, T_BASE, 0, 1),
-    KEY(batch, T_INT, 1, 1 << 24),
-    KEY(train_steps, T_INT, 0, 1 << 30),
-    KEY(lr, T_DOUBLE, 1e-12, 10),
-    KEY(lr_decay, T_DOUBLE, 1e-6, 1),
-    KEY(decay_every, T_INT, 1, 1 << 30),
-    KEY(warmup, T_INT, 0, 1 << 30),
-    KEY(clip_norm, T_DOUBLE, 0, 1e12),
+    KEY(kind, T_KIND, 0, 2, "model kind: coupling | gnf | gnf-gce"),
+    KEY(features, T_INT, 2, 1 << 16, "features per node F (even: couplings split them in halves)"),
+    KEY(couplings, T_INT, 1, 4096, "coupling layers; consecutive ones transform alternate halves"),
+    KEY(hidden, T_INT, 1, 1 << 16, "width of the conditioner networks"),
+    KEY(mlp_layers, T_INT, 1, 64, "dense layers per conditioner MLP"),
+    KEY(rounds, T_INT, 1, 64, "message-passing rounds per conditioner (gnf, gnf-gce)"),
+    KEY(messages, T_MSG, 1, 3, "conditioner messages (gnf, gnf-gce): mean | attention | edge"),
+    KEY(heads, T_INT, 1, 1 << 16, "attention heads (messages = attention; must divide hidden)"),
+    KEY(scale_bound, T_FLOAT, 1e-3, 1e3, "bound of the coupling's log-scale (soft, tanh)"),
+    KEY(act, T_ACT, 0, 2, "activation in the MLPs: relu | tanh | softplus"),
+    KEY(actnorm, T_INT, 0, 1, "1: actnorm (data-initialised scale and shift) before each coupling"),
+    KEY(linear, T_INT, 0, 1, "1: a learned per-node F x F linear map before each coupling"),
+    KEY(gce_terms_train, T_INT, 1, 1000, "series terms of the graph convolution exponential in training (gnf-gce)"),
+    KEY(gce_terms_eval, T_INT, 1, 1000, "series terms in evaluation and sampling (gnf-gce)"),
+    KEY(gce_coeff0, T_FLOAT, 1e-6, 1e3, "spectral bound ||theta0||_2 <= gce_coeff0 / max degree (gnf-gce)"),
+    KEY(gce_coeff1, T_FLOAT, 1e-6, 1e3, "spectral bound ||theta1||_2 <= gce_coeff1 (gnf-gce)"),
+    KEY(gce_max_degree, T_INT, 0, 1 << 24, "degree in the theta0 bound: 0 = each graph's own maximum, >= 1 fixed"),
+    KEY(base, T_BASE, 0, 1, "base density per node: normal (standard) | diag (learned mean and scale per feature)"),
+    KEY(batch, T_INT, 1, 1 << 24, "graphs per training step"),
+    KEY(train_steps, T_INT, 0, 1 << 30, "optimizer steps of a training run"),
+    KEY(lr, T_DOUBLE, 1e-12, 10, "Adam learning rate"),
+    KEY(lr_decay, T_DOUBLE, 1e-6, 1, "learning-rate factor applied every decay_every steps (1: constant)"),
+    KEY(decay_every, T_INT, 1, 1 << 30, "steps per learning-rate decay (the schedule's unit)"),
+    KEY(warmup, T_INT, 0, 1 << 30, "linear learning-rate warm-up over this many units of decay_every steps (0: none)"),
+    KEY(clip_norm, T_DOUBLE, 0, 1e12, "clip the gradient's L2 norm to this value (0: no clipping)"),
 };
 #undef KEY
 enum { N_KEYS = (int)(sizeof keys / sizeof keys[0]) };
@@ -117,6 +120,11 @@ enum { N_KEYS = (int)(sizeof keys / sizeof keys[0]) };
 int fxp_graph_model_config_n_keys(void) { return N_KEYS; }
 
 const char *fxp_graph_model_config_key(int i) { return i >= 0 && i < N_KEYS ? keys[i].key : NULL; }
+
+const char *fxp_graph_model_config_key_help(int i)
+{
+    return i >= 0 && i < N_KEYS ? keys[i].help : NULL;
+}
 
 static const key_info *find_key(const char *key)
 {
@@ -199,7 +207,17 @@ int fxp_graph_model_config_get(const fxp_graph_model_config *cfg, const char *ke
         break;
     case T_MSG: n = snprintf(buf, size, "%s", v >= 1 && v <= 3 ? msg_names[(int)v] : ""); break;
     case T_INT: n = snprintf(buf, size, "%d", (int)v); break;
-    default: n = snprintf(buf, size, "%.9g", v); break;
+    default: {
+        /* the shortest text that reads back as the same value: float fields
+         * need at most 9 digits, double fields (lr, lr_decay, clip_norm) 17 */
+        const int max = k->type == T_FLOAT ? 9 : 17;
+        for (int digits = k->type == T_FLOAT ? 6 : 15;; digits++) {
+            n = snprintf(buf, size, "%.*g", digits, v);
+            const double back = strtod(buf, NULL);
+            if (digits == max || (k->type == T_FLOAT ? (float)back == (float)v : back == v)) break;
+        }
+        break;
+    }
     }
     if (n < 0 || (size_t)n >= size)
         return FXP_ERR(NULL, FXP_EINVAL, "%s: value does not fit %zu bytes", key, size);

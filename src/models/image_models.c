@@ -8,6 +8,7 @@
 
 #include "flows/image/image_internal.h"
 #include "flowexp/imageflow.h"
+#include "flowexp/mixing.h"
 
 struct fxp_image_model {
     fxp_ctx *ctx;
@@ -31,48 +32,24 @@ static int layer_name(fxp_ctx *ctx, char *buf, size_t size, const char *prefix, 
     return n < 0 || (size_t)n >= size ? FXP_ERR(ctx, FXP_EINVAL, "layer name too long") : FXP_OK;
 }
 
-/* The configured mixing layer for a C x H x W activation.
- * TEMPORARY until the mixing layers land: convexp only. */
+/* The configured mixing layer for a C x H x W activation (mixing.h). */
 static int mixing_new(fxp_image_model *m, fxp_params *ps, const char *name, int C, int H, int W,
                       fxp_rng *rng, fxp_flow **out)
 {
     const fxp_image_model_config *c = &m->cfg;
-    fxp_convexp_opts o;
-    fxp_convexp_opts_default(&o, C, H, W);
-    if (strcmp(c->mixing, "convexp") && strcmp(c->mixing, "convexp-circular"))
-        return FXP_ERR(m->ctx, FXP_EUNSUPPORTED, "mixing %s not yet available", c->mixing);
-    if (!strcmp(c->mixing, "convexp-circular")) o.padding = FXP_PAD_CIRCULAR;
-    o.coeff = c->convexp_coeff;
-    o.sn_eps = c->convexp_sn_eps;
-    o.terms_train = c->convexp_terms_train;
-    o.terms_eval = c->convexp_terms_eval;
-    o.power_steps = c->convexp_power_steps;
-    return fxp_convexp_new(m->ctx, ps, name, &o, rng, out);
-}
-
-/* TEMPORARY: a layer run backwards (until flow.h has one). */
-typedef struct inv_flow { fxp_flow base; fxp_flow *inner; } inv_flow;
-static int inv_fwd(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *x, fxp_var **z,
-                   fxp_var **ld)
-{
-    return fxp_flow_inverse(((inv_flow *)f)->inner, t, io, x, z, ld);
-}
-static int inv_inv(fxp_flow *f, fxp_tape *t, const fxp_flow_io *io, fxp_var *z, fxp_var **x,
-                   fxp_var **ld)
-{
-    return fxp_flow_forward(((inv_flow *)f)->inner, t, io, z, x, ld);
-}
-static void inv_free(fxp_flow *f) { fxp_flow_free(((inv_flow *)f)->inner); free(f); }
-static const fxp_flow_vtable inv_vt = { "inverted", inv_fwd, inv_inv, inv_free };
-static int fxp_flow_inverted_new(fxp_ctx *ctx, const char *name, fxp_flow *inner, fxp_flow **out)
-{
-    inv_flow *l = calloc(1, sizeof *l);
-    if (!l) { fxp_flow_free(inner); return FXP_ENOMEM; }
-    int rc = fxp__flow_init(&l->base, &inv_vt, ctx, name);
-    if (rc < 0) { free(l); fxp_flow_free(inner); return rc; }
-    l->inner = inner;
-    *out = &l->base;
-    return FXP_OK;
+    fxp_mixing_kind kind;
+    fxp_mixing_opts o;
+    int rc = fxp_mixing_kind_parse(c->mixing, &kind);
+    if (rc < 0) return FXP_ERR(m->ctx, rc, "%s", fxp_last_error());
+    fxp_mixing_opts_default(&o, C, H, W);
+    o.reflections = c->reflections;
+    o.woodbury_rank = c->woodbury_rank;
+    o.convexp_coeff = c->convexp_coeff;
+    o.convexp_sn_eps = c->convexp_sn_eps;
+    o.convexp_terms_train = c->convexp_terms_train;
+    o.convexp_terms_eval = c->convexp_terms_eval;
+    o.convexp_power_steps = c->convexp_power_steps;
+    return fxp_mixing_new(m->ctx, ps, name, kind, &o, rng, out);
 }
 
 static void coupling_opts(const fxp_image_model_config *c, int channels, int context,

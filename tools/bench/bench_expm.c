@@ -1,7 +1,7 @@
 /* Benchmark (not a test): the convolution exponential (forward with 6
  * terms, forward + backward, inverse with 13 terms) and the graph
  * convolution exponential (forward + backward, 6 terms), the same cases as
- * the PyTorch peer (../shared/peer/peer_torch.py), plus cblas_sgemm at
+ * the PyTorch peer (tools/bench/peer_torch.py), plus cblas_sgemm at
  * 2048^3 in the same run.  Prints a table and optionally writes JSON for
  * tools/bench/compare_peer.py, which runs this program and the peer in one
  * invocation and prints speed ratios.

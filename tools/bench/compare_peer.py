@@ -7,7 +7,7 @@ invocation, on the same machine, and print speed ratios against the targets.
         [--md FILE] [--json FILE]
 
 ratio = peer median / our median (> 1: we are faster).  The peer is
-../shared/peer/peer_torch.py (or --peer); for each case its faster backend
+tools/bench/peer_torch.py (or --peer); for each case its faster backend
 (oneDNN or native) is the reference.  Benchmarks only: the library never
 needs Python.  Needs Debian's python3-torch (installed here if missing and
 we are root).
@@ -22,7 +22,7 @@ import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-DEFAULT_PEER = os.path.normpath(os.path.join(ROOT, "..", "shared", "peer", "peer_torch.py"))
+DEFAULT_PEER = os.path.join(HERE, "peer_torch.py")
 
 # speed-ratio targets at 2 threads (issue 3), by op family and size
 CONV_TARGET = {3: 3.0, 12: 2.0, 48: 1.0, 96: 1.0}

@@ -27,7 +27,10 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
+try:
+    import numpy as np
+except ImportError:  # checked again in main(), which skips
+    np = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
@@ -75,33 +78,39 @@ def build_authors(mixing, size, full, seed):
     model.train()
     with torch.no_grad():
         model(torch.randint(0, 256, (2,) + tuple(size)).float())
-    # randomise every parameter: zero-initialised heads, biases, base
+    # randomise every parameter, including the zero-initialised heads, biases
+    # and base, relative to its own scale so that the model stays in a sane
+    # regime at any size: a tensor with spread gets 20% of its std as noise,
+    # an all-zero one N(0, 0.05^2) / sqrt(fan-in)
     g = torch.Generator().manual_seed(seed + 1)
     with torch.no_grad():
         for name, p in model.named_parameters():
+            e = torch.randn(p.shape, generator=g)
+            sd = float(p.std()) if p.numel() > 1 else 0.0
             if name.endswith("kernel_orig"):
                 # large enough that the spectral normalisation is active
-                p.add_(torch.randn(p.shape, generator=g) / np.sqrt(p[0].numel()))
-            elif "transformations.1.weight" in name or "transformations.3.weight" in name:
-                p.add_(0.02 * torch.randn(p.shape, generator=g))  # emerging: keep it invertible
-            elif "woodbury_spatial" in name:
-                p.add_(0.5 * torch.randn(p.shape, generator=g) / p.shape[0])
-            elif name.endswith(".W") or name.endswith(".V"):
-                p.add_(0.05 * torch.randn(p.shape, generator=g))
+                p.add_(e / np.sqrt(p[0].numel()))
+            elif sd > 0:
+                p.add_(0.2 * sd * e)
             else:
-                p.add_(0.05 * torch.randn(p.shape, generator=g))
+                fan_in = p[0].numel() if p.dim() > 1 else 1
+                p.add_(0.05 * e / np.sqrt(fan_in))
     model.eval()
     return model, (levels, subflows)
 
 
 class Feed:
-    """Replaces sample_normal_standard: returns the queued arrays in order."""
+    """Replaces sample_normal_standard: returns the queued arrays in order
+    while armed, and fresh torch.randn draws otherwise."""
 
     def __init__(self):
         self.queue = []
+        self.armed = False
 
     def __call__(self, n_samples, size):
         import torch
+        if not self.armed:
+            return torch.randn((n_samples,) + tuple(size))
         if not self.queue:
             raise RuntimeError("noise queue empty")
         x = self.queue.pop(0)
@@ -119,7 +128,7 @@ def run_case(mixing, args, tmp):
     size = (3, 32, 32) if args.full else (3, 16, 16)
     model, (levels, subflows) = build_authors(mixing, size, args.full, args.seed)
     sd = {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
-    cfg, params, state = convert_authors.convert(sd)
+    cfg, params, state = convert_authors.convert(sd, size[1], size[2])
     ck = os.path.join(tmp, "ck-%s.h5" % mixing)
     convert_authors.write_checkpoint(ck, cfg, params, state)
 
@@ -140,8 +149,10 @@ def run_case(mixing, args, tmp):
     splits = [rng.standard_normal(s).astype(np.float32) for s in split_shapes]
 
     feed = Feed()
+    saved = dg.sample_normal_standard, sg.sample_normal_standard
     dg.sample_normal_standard = feed
     sg.sample_normal_standard = feed
+    feed.armed = True
     with torch.no_grad():
         theirs_lp = model.model_pv(torch.from_numpy(v), context=None).numpy()
         feed.queue = [noise]
@@ -153,6 +164,7 @@ def run_case(mixing, args, tmp):
         # Flow.sample draws the top latent first, then the deepest split first
         feed.queue = [top] + splits[::-1]
         theirs_dec = model.model_pv.sample(context=None, n_samples=n)[0].numpy()
+    dg.sample_normal_standard, sg.sample_normal_standard = saved
 
     inp, outp = os.path.join(tmp, "in-%s.h5" % mixing), os.path.join(tmp, "out-%s.h5" % mixing)
     with h5py.File(inp, "w") as f:
@@ -193,6 +205,7 @@ def main():
         print("authors_table1.py: the authors' code is not available (--authors DIR); skipped")
         return 77
     try:
+        import numpy  # noqa: F401
         import torch  # noqa: F401
         import h5py  # noqa: F401
         import torch._six

@@ -45,7 +45,7 @@ static int cmd_data_mog(int argc, char **argv)
         { "n-valid", ARG_INT, &n_valid, "N", "validation graphs (default 2000)", 1, 1e8, NULL, 0, 0 },
         { "n-test", ARG_INT, &n_test, "N", "test graphs (default 10000)", 1, 1e8, NULL, 0, 0 },
         { "entropy-samples", ARG_INT, &n_entropy, "N", "Monte-Carlo samples for the entropy (default 20000)", 2, 1e7, NULL, 0, 0 },
-        { "threads", ARG_INT, &threads, "T", "threads (default: all cores)", 1, 256, NULL, 0, 0 },
+        { "threads", ARG_INT, &threads, "T", "threads (default: all cores, or OMP_NUM_THREADS)", 1, 256, NULL, 0, 0 },
     };
     const int n_specs = (int)(sizeof specs / sizeof specs[0]);
     char err[512];

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "args.h"
-#include "files.h"
 #include "image.h"
 #include "store.h"
 

@@ -10,10 +10,10 @@
 #include <unistd.h>
 
 #include "args.h"
-#include "files.h"
 #include "image.h"
 #include "plot.h"
 #include "progress.h"
+#include "store.h"
 
 /* ---- models and checkpoints ---------------------------------------------------- */
 
@@ -441,7 +441,9 @@ int cmd_train_image(int argc, char **argv)
             rc = EXIT_USAGE;
             goto done;
         }
-        if (config && tool_config_apply(config, err, sizeof err, image_set_key, &cfg) < 0) {
+        const tool_keys keys = { image_set_key, fxp_image_model_config_n_keys,
+                                 fxp_image_model_config_key, &cfg };
+        if (config && tool_config_file_keys(config, &keys, err, sizeof err) < 0) {
             tool_error("train", "%s", err);
             rc = EXIT_USAGE;
             goto done;
@@ -530,7 +532,7 @@ int cmd_train_image(int argc, char **argv)
         tool_error("train", "cannot create %s: %s", out, strerror(errno));
         goto done;
     }
-    tool_remove_stale_temporaries(out);
+    store_remove_stale_temporaries(out, NULL);
     if (resume && truncate_log(log_path, st.step) < 0) {
         tool_error("train", "cannot rewrite %s: %s", log_path, strerror(errno));
         goto done;

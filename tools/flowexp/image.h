@@ -45,7 +45,7 @@ int image_load(fxp_ctx *ctx, const char *path, image_run *r, fxp_optim *opt);
 /* One split of an image dataset file, checked against cfg's shape (cfg may be NULL). */
 int image_read_split(fxp_ctx *ctx, const char *path, const char *split,
                      const fxp_image_model_config *cfg, fxp_images *out);
-/* fxp_image_model_config_set for tool_config_apply. */
+/* fxp_image_model_config_set for tool_keys (config files). */
 int image_set_key(void *cfg, const char *key, const char *value);
 
 int cmd_train_image(int argc, char **argv);

@@ -7,6 +7,7 @@
  *   flowexp eval ...         per-node NLL of a checkpoint on a dataset split
  *   flowexp sample ...       draw graphs from a checkpoint (HDF5, and a figure)
  *   flowexp plot ...         figures: learning curves, results beside the paper
+ *   flowexp info ...         what a checkpoint holds
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,16 +15,39 @@
 
 #include "image.h"
 #include "plot.h"
+#include "text.h"
 #include "tool.h"
 
 void tool_error(const char *cmd, const char *fmt, ...)
 {
+    char msg[2048], safe[2048];
     va_list ap;
-    fprintf(stderr, "flowexp %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "flowexp %s: %s\n", cmd, text_sanitize(safe, sizeof safe, msg));
+}
+
+static char tool_msg[1024];
+static int tool_msg_set;
+
+int tool_fail(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tool_msg, sizeof tool_msg, fmt, ap);
+    va_end(ap);
+    tool_msg_set = 1;
+    return code;
+}
+
+const char *tool_message(void)
+{
+    if (tool_msg_set) {
+        tool_msg_set = 0;
+        return tool_msg;
+    }
+    return fxp_last_error();
 }
 
 /* The value of option `name` ("--name V" or "--name=V") in argv, or NULL. */
@@ -84,8 +108,12 @@ static void usage(FILE *out)
             "  verify     check every layer of a tiny model: inverse and brute-force logdet\n"
             "  bench      time a configuration: training step, sampling, peak memory\n"
             "  plot       figures: learning curves (log.csv), results beside the paper\n"
+            "  info       what a checkpoint holds: model, configuration, dataset, progress\n"
             "  help       this text; `flowexp <command> --help` for a command's options\n"
-            "  version    print the library version\n",
+            "  version    print the library version\n\n"
+            "Threads: every command uses all cores unless --threads T is given or\n"
+            "OMP_NUM_THREADS is set (--threads wins). Results are bit-identical for a given\n"
+            "thread count.\n",
             fxp_version());
 }
 
@@ -118,6 +146,9 @@ int main(int argc, char **argv)
         return is_image_checkpoint(arg_value(ac, av, "--checkpoint")) ? cmd_sample_image(ac, av)
                                                                        : cmd_sample(ac, av);
     if (!strcmp(cmd, "plot")) return cmd_plot(ac, av);
-    fprintf(stderr, "flowexp: unknown command \"%s\" (see flowexp help)\n", cmd);
+    if (!strcmp(cmd, "info")) return cmd_info(ac, av);
+    char safe[128];
+    fprintf(stderr, "flowexp: unknown command \"%s\" (see flowexp help)\n",
+            text_sanitize(safe, sizeof safe, cmd));
     return EXIT_USAGE;
 }

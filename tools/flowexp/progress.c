@@ -21,7 +21,10 @@ void progress_init(progress *p, FILE *out, long long total, long long start_step
     p->last_draw = 0;
     p->time_limit = time_limit;
     p->start_step = start_step;
+    p->valid_seconds = 0;
 }
+
+void progress_add_valid(progress *p, double seconds) { p->valid_seconds += seconds; }
 
 static void fmt_time(char *buf, size_t n, double s)
 {
@@ -44,6 +47,7 @@ void progress_update(progress *p, long long step, double loss, long long line_ev
     char eta_s[32], el_s[32];
     fmt_time(eta_s, sizeof eta_s, eta);
     fmt_time(el_s, sizeof el_s, el);
+    const int valid_pct = el > 0 ? (int)(100 * p->valid_seconds / el + 0.5) : 0;
     if (p->tty) {
         if (now - p->last_draw < 0.1 && step != p->total) return;
         p->last_draw = now;
@@ -54,12 +58,12 @@ void progress_update(progress *p, long long step, double loss, long long line_ev
         char bar[32];
         for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
         bar[width] = '\0';
-        fprintf(p->out, "\r[%s] step %lld/%lld  loss %.4f  %.1f it/s  elapsed %s  ETA %s   ", bar,
-                step, p->total, loss, rate, el_s, eta_s);
+        fprintf(p->out, "\r[%s] step %lld/%lld  loss %.4f  %.1f it/s  elapsed %s (valid %d%%)  "
+                "ETA %s   ", bar, step, p->total, loss, rate, el_s, valid_pct, eta_s);
         fflush(p->out);
     } else if (line_every > 0 && step % line_every == 0) {
-        fprintf(p->out, "step %lld/%lld  loss %.4f  %.1f it/s  elapsed %s  ETA %s\n", step,
-                p->total, loss, rate, el_s, eta_s);
+        fprintf(p->out, "step %lld/%lld  loss %.4f  %.1f it/s  elapsed %s (valid %d%%)  ETA %s\n",
+                step, p->total, loss, rate, el_s, valid_pct, eta_s);
         fflush(p->out);
     }
 }

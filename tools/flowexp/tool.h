@@ -11,18 +11,30 @@
  * 130 interrupted (after saving a checkpoint). */
 enum { EXIT_USAGE = 2, EXIT_INTERRUPTED = 130 };
 
-/* Print "flowexp <cmd>: <message>" to stderr. */
+/* Print "flowexp <cmd>: <message>" to stderr, with control characters and
+ * invalid UTF-8 escaped (messages quote file contents). */
 void tool_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
 
+/* Errors found by the program itself (not the library): tool_fail records
+ * the message and returns code; tool_message() returns that message once
+ * (then forgets it), or the library's fxp_last_error() if there is none. */
+int tool_fail(int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+const char *tool_message(void);
+
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_info(int argc, char **argv);
 
 /* ---- models and data (model.c) ---------------------------------------------- */
 
@@ -38,15 +50,42 @@ int tool_model_build(fxp_ctx *ctx, const fxp_graph_model_config *cfg, unsigned l
                      tool_model *m);
 void tool_model_free(tool_model *m);
 
-/* Apply "key = value" lines of a config file (# comments) to cfg. */
+/* Apply "key = value" lines (# starts a comment, blank lines are skipped) to
+ * cfg.  The text must be a regular file of at most 1 MiB (tool_config_file)
+ * without NUL bytes, each line at most 4095 bytes, each key set once; a bad
+ * line is an error naming file and line.  tool_config_parse takes the text
+ * itself (len bytes, no terminator needed; `name` is used in messages).
+ * Return 0, or -1 with a message in err. */
 int tool_config_file(const char *path, fxp_graph_model_config *cfg, char *err, size_t errsz);
+int tool_config_parse(const char *text, size_t len, const char *name, fxp_graph_model_config *cfg,
+                      char *err, size_t errsz);
+/* The same for any configuration: its keys (n_keys, key(i)) and a setter. */
+typedef struct tool_keys {
+    int (*set)(void *cfg, const char *key, const char *value);
+    int (*n_keys)(void);
+    const char *(*key)(int i);
+    void *cfg;
+} tool_keys;
+int tool_config_file_keys(const char *path, const tool_keys *k, char *err, size_t errsz);
+int tool_config_parse_keys(const char *text, size_t len, const char *name, const tool_keys *k,
+                           char *err, size_t errsz);
 
 /* Fully connected adjacency [n, n] (zero diagonal) in an owning tensor. */
 int tool_complete_graph(fxp_ctx *ctx, int n, fxp_tensor *adj);
 
 /* Mean negative log-likelihood per node (nats) of graphs x [n, N, F] under the
- * model, in batches of `batch`, gradients off. */
-int tool_nll_per_node(fxp_ctx *ctx, tool_model *m, const fxp_tensor *x, const fxp_tensor *adj,
+ * model, in batches of `batch` on tape t (gradients off; reset before and
+ * after, so one tape serves every call and its memory is reused). */
+int tool_nll_per_node(fxp_tape *t, tool_model *m, const fxp_tensor *x, const fxp_tensor *adj,
                       int batch, double *nll);
+
+/* Graphs per forward pass in evaluation and sampling for graphs of `nodes`
+ * nodes: about 1024 nodes per pass.  The tape keeps every activation of a
+ * pass (about 45 kB per node for the default gnf-gce model), and larger
+ * passes are no faster. */
+int tool_eval_batch(int nodes);
+
+/* A tape for evaluation (gradients off). */
+int tool_eval_tape(fxp_ctx *ctx, fxp_tape **t);
 
 #endif

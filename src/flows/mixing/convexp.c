@@ -21,34 +21,6 @@ void fxp_convexp_opts_default(fxp_convexp_opts *o, int channels, int height, int
                              channels <= 64 ? channels : 64, 0.9f, 1, 6, 13, 0.0f };
 }
 
-/* See mixing_internal.h. */
-int fxp__householder_matrix(fxp_tape *t, fxp_var *V, int transpose, fxp_var **out)
-{
-    const int R = V->value.shape[0], C = V->value.shape[1];
-    int rc, sq[2] = { C, C }, col[2] = { C, 1 };
-    fxp_var *q;
-    FXP_TRY(fxp__zeros(t, &q, 2, sq));
-    for (int i = 0; i < C; i++) q->value.data[(int64_t)i * C + i] = 1.0f;
-    for (int k = 0; k < R; k++) {
-        const int r = transpose ? R - 1 - k : k;
-        fxp_var *rest = V, *row, *tail, *v, *qv, *outer, *nrm;
-        if (r > 0) FXP_TRY(fxp_split(t, &tail, &rest, V, 0, r));
-        if (r < R - 1) FXP_TRY(fxp_split(t, &row, &tail, rest, 0, 1));
-        else row = rest;
-        FXP_TRY(fxp_reshape(t, &v, row, 2, col));
-        /* Q <- Q - 2 (Q v) v^T / (v^T v) */
-        FXP_TRY(fxp_matmul(t, &qv, q, v, 0, 0));
-        FXP_TRY(fxp_matmul(t, &outer, qv, v, 0, 1));
-        FXP_TRY(fxp_matmul(t, &nrm, v, v, 1, 0));
-        FXP_TRY(fxp_div(t, &outer, outer, nrm));
-        FXP_TRY(fxp_scale(t, &outer, outer, 2.0f));
-        FXP_TRY(fxp_sub(t, &q, q, outer));
-    }
-    *out = q;
-out:
-    return rc;
-}
-
 /* The per-pixel C x C map (inverse if `inverse`) as a [C,C,1,1] kernel, and
  * its H W log|det| (0 for orthogonal mixers) as a scalar or NULL. */
 static int mixer_kernel(convexp_layer *l, fxp_tape *t, int inverse, fxp_var **k, fxp_var **ld)
@@ -179,36 +151,6 @@ static void convexp_destroy(fxp_flow *f) { free(f); }
 static const fxp_flow_vtable convexp_vtable = { "convexp", convexp_forward, convexp_inverse,
                                                 convexp_destroy };
 
-/* A random orthogonal C x C matrix: Gram-Schmidt on Gaussian columns
- * (a Gaussian matrix has full rank with probability 1). */
-static int random_orthogonal(fxp_ctx *ctx, fxp_rng *rng, float *q, int c)
-{
-    double *a = malloc((size_t)c * c * sizeof(double));
-    float *g = malloc((size_t)c * c * sizeof(float));
-    if (!a || !g) {
-        free(a);
-        free(g);
-        return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate a %dx%d matrix", c, c);
-    }
-    fxp_rng_normal(rng, g, (size_t)c * c, 0, 1);
-    for (int i = 0; i < c * c; i++) a[i] = g[i];
-    for (int j = 0; j < c; j++) { /* column j of a (stride c) */
-        for (int p = 0; p < j; p++) {
-            double d = 0;
-            for (int i = 0; i < c; i++) d += a[i * c + j] * a[i * c + p];
-            for (int i = 0; i < c; i++) a[i * c + j] -= d * a[i * c + p];
-        }
-        double n = 0;
-        for (int i = 0; i < c; i++) n += a[i * c + j] * a[i * c + j];
-        n = sqrt(n);
-        for (int i = 0; i < c; i++) a[i * c + j] /= n;
-    }
-    for (int i = 0; i < c * c; i++) q[i] = (float)a[i];
-    free(a);
-    free(g);
-    return FXP_OK;
-}
-
 int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_convexp_opts *opts,
                     fxp_rng *rng, fxp_flow **out)
 {
@@ -255,7 +197,7 @@ int fxp_convexp_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_co
     fxp_rng_normal(rng, fxp_param_value(l->kernel).data, (size_t)C * C * k * k, 0,
                    1.0f / (float)(C * k * k));
     if (o->mixer == FXP_MIXER_PLAIN)
-        FXP_TRY(random_orthogonal(ctx, rng, fxp_param_value(l->mixer).data, C));
+        FXP_TRY(fxp__random_orthogonal(ctx, rng, fxp_param_value(l->mixer).data, C));
     if (o->mixer == FXP_MIXER_HOUSEHOLDER)
         fxp_rng_normal(rng, fxp_param_value(l->mixer).data, (size_t)ms[0] * C, 0, 1);
     fxp_spectral_init(rng, fxp_param_value(l->u).data, uv);
