@@ -22,6 +22,13 @@ int image_set_key(void *cfg, const char *key, const char *value)
     return fxp_image_model_config_set(cfg, key, value);
 }
 
+const char *image_model_label(const fxp_image_model_config *cfg, char *buf, size_t size)
+{
+    if (cfg->kind == FXP_IMAGE_FLOW) snprintf(buf, size, "flow-%s", cfg->mixing);
+    else if (fxp_image_model_config_get(cfg, "kind", buf, size) < 0) snprintf(buf, size, "?");
+    return buf;
+}
+
 int image_is_model_name(const char *name)
 {
     fxp_image_model_config c;
@@ -279,9 +286,9 @@ static void draw_curves(const char *log_path, const char *dir, const fxp_image_m
                         const image_state *st, int quiet)
 {
     if (!plot_available()) return;
-    char out[4200], title[256], err[512];
+    char out[4200], title[256], err[512], label[64];
     snprintf(out, sizeof out, "%s/curves.png", dir);
-    snprintf(title, sizeof title, "flow (%s mixing) on %s, step %lld", cfg->mixing,
+    snprintf(title, sizeof title, "%s on %s, step %lld", image_model_label(cfg, label, sizeof label),
              st->dataset[0] ? st->dataset : "images", st->step);
     plot_curve_opts o;
     plot_curve_opts_default(&o);
@@ -329,7 +336,7 @@ int cmd_train_image(int argc, char **argv)
     double lr = 0, time_limit = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
-        { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp", 0, 0, NULL, 0, 0 },
+        { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp | sylvester | sylvester-nobasis | sylvester-nogen | resflow | resflow-half | coupling-flow", 0, 0, NULL, 0, 0 },
         { "data", ARG_STRING, &data, "F.h5", "image dataset (flowexp data cifar10 | fashion-mnist)", 0, 0, NULL, 0, 0 },
         { "out", ARG_STRING, &out, "DIR", "run directory (checkpoint.h5, best.h5, log.csv)", 0, 0, NULL, 0, 0 },
         { "config", ARG_STRING, &config, "FILE", "config file of key = value lines", 0, 0, NULL, 0, 0 },
@@ -558,10 +565,12 @@ int cmd_train_image(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    char label[64];
+    image_model_label(&cfg, label, sizeof label);
     if (!quiet)
-        fprintf(stderr, "flowexp train: %s (%s mixing, %s dequantization) on %s (%d images %dx%dx%d), "
+        fprintf(stderr, "flowexp train: %s (%s, %s dequantization) on %s (%d images %dx%dx%d), "
                         "%lld steps of %d images (%lld per epoch), %d thread(s)%s\n",
-                model ? model : "resumed run", cfg.mixing,
+                model ? model : "resumed run", label,
                 cfg.dequantization == FXP_DEQUANT_VARIATIONAL ? "variational" : "uniform", data,
                 n_train, C, H, W, total, B, per_epoch, fxp_ctx_threads(ctx), resume ? ", resumed" : "");
     progress pr;
@@ -648,7 +657,7 @@ int cmd_train_image(int argc, char **argv)
     log = NULL;
     printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
            "checkpoint: %s\n",
-           model ? model : cfg.mixing, st.step, total, st.train_seconds, st.best_valid, st.best_step,
+           model ? model : label, st.step, total, st.train_seconds, st.best_valid, st.best_step,
            ckpt_path);
     if (stop_reason == 2) {
         fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
@@ -723,7 +732,8 @@ int cmd_eval_image(int argc, char **argv)
     if (help) {
         args_print_help("flowexp eval --checkpoint F.h5 --data F.h5 [--split test] [--iw-samples K] [--json]",
                         "Negative ELBO and importance-weighted NLL (bits/dim) of an image model on one\n"
-                        "split, in evaluation mode.",
+                        "split, in evaluation mode.  The residual flow (resflow) reports the ELBO with\n"
+                        "its stochastic log-determinant estimate, and no importance-weighted NLL.",
                         specs, n_specs);
         return 0;
     }
@@ -745,6 +755,13 @@ int cmd_eval_image(int argc, char **argv)
     if (name[0] && st.dataset[0] && strcmp(name, st.dataset))
         fprintf(stderr, "flowexp eval: warning: the model was trained on %s, %s holds %s\n",
                 st.dataset, data, name);
+    const int exact = fxp_image_model_logdet_is_exact(r.m);
+    if (!exact && iw > 1) {
+        tool_error("eval", "%s: the residual flow's log-determinants are stochastic estimates; an "
+                           "importance-weighted NLL needs exact ones (drop --iw-samples)", ckpt);
+        rc = EXIT_USAGE;
+        goto done;
+    }
     const int count = n > 0 && n < x.n ? n : x.n;
     progress pr;
     progress_init(&pr, stderr, count, 0, 0);
@@ -756,23 +773,33 @@ int cmd_eval_image(int argc, char **argv)
         goto done;
     }
     if (!quiet) progress_done(&pr);
+    char label[64];
+    image_model_label(&cfg, label, sizeof label);
     if (json) {
-        printf("{\"bpd_elbo\": %.9g, \"bpd_elbo_stderr\": %.3g, \"bpd_iw\": %.9g, "
-               "\"bpd_iw_stderr\": %.3g, \"iw_samples\": %d, \"n_images\": %lld, \"split\": ",
-               e.bpd_elbo, e.bpd_elbo_stderr, e.bpd_iw, e.bpd_iw_stderr, e.iw_samples,
-               (long long)e.n_images);
+        printf("{\"bpd_elbo\": %.9g, \"bpd_elbo_stderr\": %.3g, ", e.bpd_elbo, e.bpd_elbo_stderr);
+        if (exact) printf("\"bpd_iw\": %.9g, \"bpd_iw_stderr\": %.3g, ", e.bpd_iw, e.bpd_iw_stderr);
+        else printf("\"bpd_iw\": null, \"bpd_iw_stderr\": null, ");
+        printf("\"iw_samples\": %d, \"n_images\": %lld, \"logdet\": \"%s\", \"split\": ",
+               e.iw_samples, (long long)e.n_images, exact ? "exact" : "stochastic estimate");
         json_str(stdout, split);
+        printf(", \"model\": ");
+        json_str(stdout, label);
         printf(", \"mixing\": ");
         json_str(stdout, cfg.mixing);
         printf(", \"dataset\": ");
         json_str(stdout, st.dataset);
         printf(", \"step\": %lld}\n", st.step);
     } else {
-        printf("%s (%s mixing, step %lld) on %s:%s, %lld images: -ELBO %.4f +- %.4f bits/dim",
-               ckpt, cfg.mixing, st.step, data, split, (long long)e.n_images, e.bpd_elbo,
+        printf("%s (%s, step %lld) on %s:%s, %lld images: -ELBO %.4f +- %.4f bits/dim",
+               ckpt, label, st.step, data, split, (long long)e.n_images, e.bpd_elbo,
                e.bpd_elbo_stderr);
         if (iw > 1) printf(", NLL (IW %d) %.4f +- %.4f bits/dim", iw, e.bpd_iw, e.bpd_iw_stderr);
         printf("\n");
+        if (!exact)
+            printf("note: the log-determinants are stochastic estimates (Russian-roulette power "
+                   "series,\n      %d exact terms): the -ELBO above is an unbiased estimate; no "
+                   "IW NLL (it needs exact determinants)\n",
+                   cfg.resflow_exact_eval);
     }
     rc = 0;
 done:
@@ -916,7 +943,9 @@ int cmd_sample_image(int argc, char **argv)
             snprintf(labels[k], sizeof labels[k], "T = %g", tv[k]);
             lp[k] = labels[k];
         }
-        snprintf(title, sizeof title, "%s mixing on %s, step %lld, temperature %s", cfg.mixing,
+        char label[64];
+        snprintf(title, sizeof title, "%s on %s, step %lld, temperature %s",
+                 image_model_label(&cfg, label, sizeof label),
                  st.dataset[0] ? st.dataset : "images", st.step, tlist);
         const int ok = plot_image_grid(png, fmt, pix, n * nt, cfg.channels, cfg.height, cfg.width,
                                        nt, lp, title, err, sizeof err) == 0;

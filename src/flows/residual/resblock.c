@@ -160,27 +160,30 @@ static int exact_logdet(resblock *l, fxp_tape *t, const gweights *gw, const fxp_
     if (D > 4096)
         return FXP_ERR(ctx, FXP_EINVAL, "%s: the exact log-determinant needs D <= 4096 (D = %lld)",
                        l->base.name, (long long)D);
-    double *jac = malloc((size_t)(D * D) * sizeof *jac);
-    float *e = fxp_tape_alloc(t, (size_t)(2 * D) * sizeof(float)), *row = e + D;
+    /* examples in chunks whose Jacobians fit 2^24 doubles; one product per
+     * row r of J for the whole chunk */
+    const int chunk = (int)FXP_MAX(1, FXP_MIN((int64_t)batch, ((int64_t)1 << 24) / (D * D)));
+    double *jac = malloc((size_t)(chunk * D * D) * sizeof *jac);
+    float *e = fxp_tape_alloc(t, (size_t)(2 * chunk * D) * sizeof(float)), *rows = e + chunk * D;
     if (!jac || !e) {
         free(jac);
-        return FXP_ERR(ctx, FXP_ENOMEM, "%s: cannot allocate a %lldx%lld Jacobian", l->base.name,
-                       (long long)D, (long long)D);
+        return FXP_ERR(ctx, FXP_ENOMEM, "%s: cannot allocate %d %lldx%lld Jacobians", l->base.name,
+                       chunk, (long long)D, (long long)D);
     }
     int rc = FXP_OK;
-    vjp_ctx c;
-    const int64_t per = (int64_t)l->o.hidden * l->o.height * l->o.width;
-    FXP_TRY(vjp_init(l, t, gw, d1, d2, 0, 1, &c));
-    for (int b = 0; b < batch; b++) {
-        c.d1 = d1->value.data + b * per;
-        c.d2 = d2->value.data + b * per;
+    for (int b0 = 0; b0 < batch; b0 += chunk) {
+        const int nb = FXP_MIN(chunk, batch - b0);
+        vjp_ctx c;
+        FXP_TRY(vjp_init(l, t, gw, d1, d2, b0, nb, &c));
         for (int64_t r = 0; r < D; r++) {
-            memset(e, 0, (size_t)D * sizeof(float));
-            e[r] = 1.0f;
-            FXP_TRY(vjp(&c, e, row)); /* row r of J */
-            for (int64_t j = 0; j < D; j++) jac[r * D + j] = row[j] + (r == j);
+            memset(e, 0, (size_t)(nb * D) * sizeof(float));
+            for (int b = 0; b < nb; b++) e[b * D + r] = 1.0f;
+            FXP_TRY(vjp(&c, e, rows)); /* row r of each example's J */
+            for (int b = 0; b < nb; b++)
+                for (int64_t j = 0; j < D; j++)
+                    jac[((int64_t)b * D + r) * D + j] = rows[b * D + j] + (r == j);
         }
-        out[b] = lu_logabsdet(jac, (int)D);
+        for (int b = 0; b < nb; b++) out[b0 + b] = lu_logabsdet(jac + (int64_t)b * D * D, (int)D);
     }
 out:
     free(jac);
