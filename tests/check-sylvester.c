@@ -468,6 +468,100 @@ START_TEST(test_errors)
 }
 END_TEST
 
+/* ---- the Tables 2-3 image models ------------------------------------------------------ */
+
+/* The layer kinds of a prior, joined by spaces. */
+static void layer_kinds(fxp_image_model *m, char *buf, size_t n)
+{
+    fxp_flow *pv = fxp_model_flow(fxp_image_model_prior(m));
+    buf[0] = 0;
+    for (int i = 0; i < fxp_flow_seq_length(pv); i++) {
+        const char *k = fxp_flow_kind(fxp_flow_seq_at(pv, i));
+        snprintf(buf + strlen(buf), n - strlen(buf), "%s%s", i ? " " : "", k);
+    }
+}
+
+START_TEST(test_models)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    struct {
+        const char *preset, *kinds;
+        int latent[3];
+    } cases[] = {
+        /* CIFAR10 shape, one block per level: split after levels 0 and 1 */
+        { "sylvester", "squeeze actnorm sylvester flip split_prior squeeze actnorm sylvester flip "
+                       "split_prior squeeze actnorm sylvester flip", { 48, 4, 4 } },
+        { "sylvester-nobasis", NULL, { 48, 4, 4 } },
+        /* the coupling / ablation quirk: no split after level 0 */
+        { "sylvester-nogen", NULL, { 96, 4, 4 } },
+        { "resflow", "squeeze actnorm resblock split_prior squeeze actnorm resblock split_prior "
+                     "squeeze actnorm resblock", { 48, 4, 4 } },
+        { "coupling-flow", "squeeze actnorm conv1x1 image_coupling squeeze actnorm conv1x1 "
+                           "image_coupling split_prior squeeze actnorm conv1x1 image_coupling",
+          { 96, 4, 4 } },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        fxp_image_model_config cfg;
+        ck_assert_ok(fxp_image_model_config_preset(&cfg, cases[c].preset));
+        ck_assert_int_eq(cfg.levels, 3);
+        ck_assert_int_eq(cfg.subflows, 16);
+        ck_assert_int_eq(cfg.hidden, 528);
+        ck_assert_int_eq(cfg.optimizer, FXP_OPT_ADAM);
+        ck_assert_double_eq(cfg.clip_norm, 1.0);
+        ck_assert_int_eq(cfg.warmup_quadratic, 1);
+        ck_assert_ok(fxp_image_model_config_validate(ctx, &cfg));
+        cfg.subflows = 1;
+        cfg.hidden = 12;
+        cfg.depth = 1;
+        cfg.growth = 4;
+        cfg.intermediate = 4;
+        cfg.dequantization = FXP_DEQUANT_UNIFORM;
+        fxp_params *ps;
+        fxp_image_model *m;
+        fxp_rng rng;
+        fxp_rng_seed(&rng, 1);
+        ck_assert_ok(fxp_params_new(ctx, &ps));
+        ck_assert_ok(fxp_image_model_new(ctx, ps, &cfg, &rng, &m));
+        int lat[3];
+        fxp_image_model_latent_shape(m, lat);
+        for (int i = 0; i < 3; i++)
+            ck_assert_msg(lat[i] == cases[c].latent[i], "%s: latent [%d,%d,%d]", cases[c].preset,
+                          lat[0], lat[1], lat[2]);
+        if (cases[c].kinds) {
+            char k[512];
+            layer_kinds(m, k, sizeof k);
+            ck_assert_msg(!strcmp(k, cases[c].kinds), "%s: layers %s", cases[c].preset, k);
+        }
+        ck_assert_int_eq(fxp_image_model_logdet_is_exact(m), strcmp(cases[c].preset, "resflow") != 0);
+        fxp_image_model_free(m);
+        fxp_params_free(ps);
+    }
+    fxp_image_model_config cfg;
+    ck_assert_ok(fxp_image_model_config_preset(&cfg, "resflow-half"));
+    ck_assert_int_eq(cfg.subflows, 8);
+    ck_assert_int_eq(cfg.intermediate, 528);
+    ck_assert_ok(fxp_image_model_config_preset(&cfg, "sylvester-nobasis"));
+    ck_assert_double_eq(cfg.sylvester_atol, 1e-6);
+    ck_assert_int_eq(cfg.intermediate, 64);
+    ck_assert_ok(fxp_image_model_config_preset(&cfg, "sylvester-nogen"));
+    ck_assert_int_eq(cfg.convexp_terms_train, 10);
+    /* a hidden width that fits no level's channel groups */
+    ck_assert_ok(fxp_image_model_config_preset(&cfg, "sylvester"));
+    ck_assert_ok(fxp_image_model_config_set(&cfg, "hidden", "36"));
+    ck_assert_fails(fxp_image_model_config_validate(ctx, &cfg), FXP_EINVAL, ctx);
+    ck_assert_ptr_nonnull(strstr(fxp_last_error(), "hidden"));
+    /* keys round-trip */
+    char buf[64];
+    ck_assert_ok(fxp_image_model_config_set(&cfg, "kind", "resflow"));
+    ck_assert_ok(fxp_image_model_config_get(&cfg, "kind", buf, sizeof buf));
+    ck_assert_str_eq(buf, "resflow");
+    ck_assert_ok(fxp_image_model_config_set(&cfg, "resflow_lambda", "3"));
+    ck_assert_double_eq(cfg.resflow_lambda, 3);
+    ck_assert_fails(fxp_image_model_config_set(&cfg, "resflow_coeff", "1.5"), FXP_EINVAL, NULL);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *sylvester_suite(void)
 {
     Suite *s = suite_create("sylvester");
@@ -482,6 +576,7 @@ static Suite *sylvester_suite(void)
     tcase_add_test(tc, test_inverse_convergence);
     tcase_add_test(tc, test_init);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_models);
     suite_add_tcase(s, tc);
     return s;
 }
