@@ -22,6 +22,8 @@ AblationWithoutGeneralization has no inverse: its decoding is not compared.
 Our side runs build/tools/fxp-crosscheck.  Exit 0 if every difference is
 within tolerance (1e-4 bits/dim; decoded samples 1e-3 relative to the pixel
 range), 1 otherwise, 77 if the authors' code, torch or numpy is absent.
+--tight runs the residual flow with power-iteration and inverse tolerances
+near float resolution on both sides.
 
     python3 tools/crosscheck/authors_sylvester.py --authors DIR [--build build]
         [--models sylvester sylvester-nobasis ...] [--full] [--n 4]
@@ -172,6 +174,15 @@ def run_case(model, args, tmp):
     m, levels = build_authors(model, size, args.full, args.seed)
     sd = {k: v.detach().cpu().numpy() for k, v in m.state_dict().items()}
     cfg, params, state = convert_sylvester.convert(sd, size[1], size[2])
+    tight = args.tight and model == "resflow"
+    if tight:  # both sides: power iteration and the inverse to (near) float resolution
+        import models.transformations.iresnet.conv2d as c2
+        cfg["resflow_sn_atol"] = cfg["resflow_sn_rtol"] = 1e-7
+        cfg["resflow_sn_max_iter"] = 3000
+        cfg["resflow_inverse_atol"] = cfg["resflow_inverse_rtol"] = 1e-12
+        for mod in m.modules():
+            if isinstance(mod, c2.InducedNormConv2d):
+                mod.atol = mod.rtol = 1e-7
     ck = os.path.join(tmp, "ck-%s.h5" % model)
     convert_authors.write_checkpoint(ck, cfg, params, state)
 
@@ -194,6 +205,9 @@ def run_case(model, args, tmp):
 
     feed = Feed()
     saved = dg.sample_normal_standard, sg.sample_normal_standard, iresnet.iResBlock._logdetgrad
+    saved_fp = iresnet.iResBlock._inverse_fixed_point.__defaults__
+    if tight:
+        iresnet.iResBlock._inverse_fixed_point.__defaults__ = (1e-12, 1e-12)
     dg.sample_normal_standard = sg.sample_normal_standard = feed
     iresnet.iResBlock._logdetgrad = exact_logdetgrad
     feed.armed = True
@@ -211,6 +225,7 @@ def run_case(model, args, tmp):
                 theirs_dec = m.model_pv.sample(context=None, n_samples=n)[0].numpy()
     finally:
         dg.sample_normal_standard, sg.sample_normal_standard, iresnet.iResBlock._logdetgrad = saved
+        iresnet.iResBlock._inverse_fixed_point.__defaults__ = saved_fp
 
     inp, outp = os.path.join(tmp, "in-%s.h5" % model), os.path.join(tmp, "out-%s.h5" % model)
     with h5py.File(inp, "w") as f:
@@ -250,6 +265,9 @@ def main():
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     ap.add_argument("--full", action="store_true", help="the paper's CIFAR10 size (slow)")
     ap.add_argument("--n", type=int, default=4, help="images per comparison")
+    ap.add_argument("--tight", action="store_true",
+                    help="resflow: power iteration and inverse tolerances near float resolution "
+                         "on both sides (separates their tolerances from the maps)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if not args.authors or not os.path.isdir(os.path.join(args.authors, "models")):
