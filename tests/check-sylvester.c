@@ -371,7 +371,20 @@ START_TEST(test_inverse_convergence)
     ck_assert_msg(err2 < err && err2 < 2e-5, "round trip error %g (atol 1e-4: %g)", err2, err);
     fxp_flow_free(f);
     fxp_params_free(ps);
+    /* a tolerance below float resolution: the iteration stops once rounding
+     * alone moves the iterate */
+    o.inverse_atol = 1e-12;
+    f = make_layer(ctx, &ps, &o, 0, 31, 0.3f);
+    ck_assert_ok(fxp_flow_forward(f, t, NULL, vx, &z, &ld));
+    ck_assert_ok(fxp_flow_inverse(f, t, NULL, z, &xr, &ldr));
+    ck_assert_ok(fxp_sylvester_last_inverse(f, &info));
+    ck_assert_int_eq(info.converged, 1);
+    ck_assert_msg(info.iterations < D && info.residual < 1e-5, "iterations %d residual %g",
+                  info.iterations, info.residual);
+    fxp_flow_free(f);
+    fxp_params_free(ps);
     /* capped at 2 iterations: FXP_ECONVERGE naming the layer */
+    o.inverse_atol = 1e-6;
     o.inverse_max_iter = 2;
     f = make_layer(ctx, &ps, &o, 0, 31, 0.3f);
     ck_assert_ok(fxp_flow_forward(f, t, NULL, vx, &z, &ld));

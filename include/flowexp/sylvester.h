@@ -155,8 +155,11 @@ FXP_API void fxp_sylvester_opts_default(fxp_sylvester_opts *o, int channels, int
  * iterations.
  *
  * Inverse (sampling): v = exp(M) Q z, then u_0 = v, u_{k+1} = v - f(u_k)
- * until max |u_{k+1} - u_k| < inverse_atol over the whole batch (returning
- * u_k, as the authors), then x = Q^-1 exp(-M) u and logdet = -sum log(1 +
+ * until every element has |u_{k+1} - u_k| < inverse_atol over the whole
+ * batch, or a change at float resolution (<= 4 FLT_EPSILON (|u_{k+1}| +
+ * |u_k|), which rounding alone causes; or settled at float resolution, see
+ * fxp_fixed_point_info), returning u_k as the authors, then
+ * x = Q^-1 exp(-M) u and logdet = -sum log(1 +
  * J_dd(u)).  Each sweep fixes at least the next element of the order to
  * within the contraction |J_dd| < 1 of its own diagonal, so the iteration
  * converges; FXP_ECONVERGE (naming the layer, the iterations and the
@@ -210,7 +213,9 @@ typedef struct fxp_fixed_point_info {
     int iterations;     /* of the latest one: evaluations of f (or g) */
     double residual;    /* its final max |x_{k+1} - x_k| (Sylvester) or the largest
                            (dx)^2 / (atol + rtol |y|) (residual blocks) */
-    int converged;      /* 1 if it met its tolerance */
+    int converged;      /* 1 if it met its tolerance; 2 (Sylvester layers) if it settled at
+                           float resolution: no smaller change in 20 iterations, and the
+                           change within 64 float spacings of the largest value; 0 if not */
 } fxp_fixed_point_info;
 
 /* The latest inverse's report of a layer made by fxp_sylvester_new or

@@ -96,11 +96,13 @@ static int vjp(void *user, const float *v, float *out)
     vjp_ctx *c = user;
     const int64_t nh = (int64_t)c->s[1].n * c->s[1].c_in * c->s[1].h * c->s[1].w;
     int rc;
-    if ((rc = fxp__conv2d_backward_data(c->ctx, &c->s[2], c->t2, v, c->w[2], 1, 0)) < 0) return rc;
-    for (int64_t i = 0; i < nh; i++) c->t2[i] *= c->d2[i];
-    if ((rc = fxp__conv2d_backward_data(c->ctx, &c->s[1], c->t1, c->t2, c->w[1], 1, 0)) < 0)
-        return rc;
-    for (int64_t i = 0; i < nh; i++) c->t1[i] *= c->d1[i];
+    const int nt = c->ctx->n_threads;
+    float *t1 = c->t1, *t2 = c->t2;
+    const float *d1 = c->d1, *d2 = c->d2;
+    if ((rc = fxp__conv2d_backward_data(c->ctx, &c->s[2], t2, v, c->w[2], 1, 0)) < 0) return rc;
+    FXP_PARALLEL_FOR(nt, nh > (1 << 15), for (int64_t i = 0; i < nh; i++) t2[i] *= d2[i];);
+    if ((rc = fxp__conv2d_backward_data(c->ctx, &c->s[1], t1, t2, c->w[1], 1, 0)) < 0) return rc;
+    FXP_PARALLEL_FOR(nt, nh > (1 << 15), for (int64_t i = 0; i < nh; i++) t1[i] *= d1[i];);
     return fxp__conv2d_backward_data(c->ctx, &c->s[0], out, c->t1, c->w[0], 1, 0);
 }
 
