@@ -380,7 +380,8 @@ int cmd_train_image(int argc, char **argv)
     if (help) {
         args_print_help("flowexp train --model flow-convexp --data F.h5 --out DIR [options]",
                         "Train an image flow on the 'train' split (negative ELBO in bits/dim), validating\n"
-                        "on 'valid'.  Configuration: the model's preset (the paper's Table-1 model),\n"
+                        "on 'valid'.  Configuration: the model's preset (the paper's Table-1 model, or\n"
+                        "its Tables 2-3 models: sylvester, ..., coupling-flow; docs/sylvester.md),\n"
                         "then --config, then --set, then the explicit flags; image sizes come from\n"
                         "the data.  Ctrl-C saves DIR/checkpoint.h5 (exit 130); --resume continues\n"
                         "bit-identically at the same thread count.  Keys: flowexp train --model M --list-keys",
