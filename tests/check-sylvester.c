@@ -545,7 +545,8 @@ START_TEST(test_models)
             layer_kinds(m, k, sizeof k);
             ck_assert_msg(!strcmp(k, cases[c].kinds), "%s: layers %s", cases[c].preset, k);
         }
-        ck_assert_int_eq(fxp_image_model_logdet_is_exact(m), strcmp(cases[c].preset, "resflow") != 0);
+        ck_assert_int_eq(fxp_image_model_logdet_is_exact(m),
+                         strcmp(cases[c].preset, "resflow") != 0);
         fxp_image_model_free(m);
         fxp_params_free(ps);
     }

@@ -40,13 +40,17 @@ static const fxp__key keys[] = {
     NUM(context_channels, FXP__K_INT, 1, 1 << 14, "channels of the dequantizer's context"),
     NUM(context_depth, FXP__K_INT, 1, 256, "depth of the context network's DenseNets"),
     NUM(context_growth, FXP__K_INT, 1, 1 << 14, "growth of the context network's DenseNets"),
-    NUM(convexp_coeff, FXP__K_FLOAT, 1e-3, 100, "spectral-norm bound of the convexp kernel"),
+    NUM(convexp_coeff, FXP__K_FLOAT, 1e-3, 100,
+        "spectral-norm bound of the convexp kernel (and of Sylvester's exp(M))"),
     NUM(convexp_sn_eps, FXP__K_FLOAT, 0, 1,
-        "added to the spectral rescaling factor (1e-5: as the authors' code)"),
-    NUM(convexp_terms_train, FXP__K_INT, 1, 1000, "convexp series terms in training"),
-    NUM(convexp_terms_eval, FXP__K_INT, 1, 1000, "convexp series terms in evaluation and sampling"),
-    NUM(convexp_power_steps, FXP__K_INT, 0, 1000, "power iterations per training forward"),
-    NUM(reflections, FXP__K_INT, 0, 1 << 14, "householder mixing: reflections (0: channels)"),
+        "added to the spectral rescaling factors (convexp, every Sylvester one; 1e-5: as theirs)"),
+    NUM(convexp_terms_train, FXP__K_INT, 1, 1000,
+        "convexp (and Sylvester exp(M)) series terms in training"),
+    NUM(convexp_terms_eval, FXP__K_INT, 1, 1000, "... in evaluation and sampling"),
+    NUM(convexp_power_steps, FXP__K_INT, 0, 1000,
+        "power iterations per training forward (convexp, Sylvester)"),
+    NUM(reflections, FXP__K_INT, 0, 1 << 14,
+        "householder mixing and Sylvester Q: reflections (0: channels)"),
     NUM(woodbury_rank, FXP__K_INT, 1, 1 << 14, "woodbury mixing: rank of the spatial update"),
     NUM(normalize_shift, FXP__K_FLOAT, -1e6, 1e6, "first layer: v -> (v - shift) / scale"),
     NUM(normalize_scale, FXP__K_FLOAT, 1e-6, 1e6, "first layer's scale"),
@@ -54,11 +58,13 @@ static const fxp__key keys[] = {
         "Tables 2-3 models: width of f_AR, of the residual blocks and of the coupling networks"),
     NUM(split_level0, FXP__K_INT, 0, 1,
         "Tables 2-3 models: 1 = split after level 0 too, 0 = from level 1 (coupling quirk)"),
-    NUM(lipschitz, FXP__K_FLOAT, 1e-3, 100, "Sylvester: spectral-norm bound of f_AR's convolutions"),
+    NUM(lipschitz, FXP__K_FLOAT, 1e-3, 100,
+        "Sylvester: spectral-norm bound of f_AR's convolutions"),
     NUM(sylvester_atol, FXP__K_DOUBLE, 1e-12, 1, "Sylvester: fixed-point inverse tolerance"),
     NUM(sylvester_max_iter, FXP__K_INT, 0, 1 << 30,
         "Sylvester: fixed-point iterations at most (0: C H W, at least 100)"),
-    NUM(resflow_coeff, FXP__K_FLOAT, 1e-3, 0.999999, "resflow: Lipschitz bound of each convolution"),
+    NUM(resflow_coeff, FXP__K_FLOAT, 1e-3, 0.999999,
+        "resflow: Lipschitz bound of each convolution"),
     NUM(resflow_sn_atol, FXP__K_DOUBLE, 0, 1, "resflow: power-iteration absolute tolerance"),
     NUM(resflow_sn_rtol, FXP__K_DOUBLE, 0, 1, "resflow: power-iteration relative tolerance"),
     NUM(resflow_sn_max_iter, FXP__K_INT, 1, 100000, "resflow: power iterations at most"),
@@ -67,7 +73,8 @@ static const fxp__key keys[] = {
     NUM(resflow_exact_eval, FXP__K_INT, 1, 1000, "resflow: exact series terms in evaluation"),
     NUM(resflow_inverse_atol, FXP__K_DOUBLE, 1e-12, 1, "resflow: fixed-point inverse atol"),
     NUM(resflow_inverse_rtol, FXP__K_DOUBLE, 0, 1, "resflow: fixed-point inverse rtol"),
-    NUM(resflow_inverse_max_iter, FXP__K_INT, 1, 1 << 30, "resflow: fixed-point iterations at most"),
+    NUM(resflow_inverse_max_iter, FXP__K_INT, 1, 1 << 30,
+        "resflow: fixed-point iterations at most"),
     NUM(batch, FXP__K_INT, 1, 1 << 20, "images per training step"),
     NUM(epochs, FXP__K_INT, 1, 1 << 20, "passes over the training split (when train_steps = 0)"),
     NUM(train_steps, FXP__K_INT, 0, 1 << 30, "> 0: optimizer steps, overriding epochs"),
@@ -185,7 +192,8 @@ int fxp_image_model_config_preset(fxp_image_model_config *cfg, const char *name)
     cfg->levels = 3;
     cfg->subflows = !strcmp(name, "resflow-half") ? 8 : 16;
     cfg->gated = 0;
-    cfg->intermediate = cfg->kind == FXP_IMAGE_RESFLOW || cfg->kind == FXP_IMAGE_COUPLING ? 528 : 64;
+    cfg->intermediate =
+        cfg->kind == FXP_IMAGE_RESFLOW || cfg->kind == FXP_IMAGE_COUPLING ? 528 : 64;
     cfg->convexp_coeff = 0.95f; /* not passed by the README: the code's default */
     cfg->convexp_terms_train = 9;
     cfg->convexp_terms_eval = 20;
@@ -244,7 +252,8 @@ int fxp_image_model_config_validate(fxp_ctx *ctx, const fxp_image_model_config *
     /* each split halves the channels, each squeeze multiplies them by 4 */
     int c = 4 * cfg->channels;
     for (int l = 0; l < cfg->levels; l++) {
-        const int gen = cfg->kind == FXP_IMAGE_SYLVESTER || cfg->kind == FXP_IMAGE_SYLVESTER_NOBASIS;
+        const int gen =
+            cfg->kind == FXP_IMAGE_SYLVESTER || cfg->kind == FXP_IMAGE_SYLVESTER_NOBASIS;
         if (gen && cfg->hidden % c && c % cfg->hidden)
             return FXP_ERR(ctx, FXP_EINVAL,
                            "level %d has %d channels and f_AR %d hidden units: one must divide "

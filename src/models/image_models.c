@@ -195,7 +195,8 @@ static int build_prior_blocks(fxp_image_model *m, fxp_params *ps, fxp_rng *rng)
     FXP_TRY(fxp_flow_seq_new(ctx, "pv/flow", &seq));
     APPEND(seq, "pv/flow", "squeeze", fxp_squeeze_new(ctx, name, &layer_));
     for (int l = 0; l < c->levels; l++) {
-        for (int s = 0; s < c->subflows; s++) FXP_TRY(append_block(m, ps, seq, &index, C, H, W, rng));
+        for (int s = 0; s < c->subflows; s++)
+            FXP_TRY(append_block(m, ps, seq, &index, C, H, W, rng));
         if (l == c->levels - 1) break;
         if (c->splitprior && (l >= 1 || c->split_level0)) {
             coupling_opts(c, C, 0, &co);

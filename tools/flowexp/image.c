@@ -336,7 +336,9 @@ int cmd_train_image(int argc, char **argv)
     double lr = 0, time_limit = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
-        { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp | sylvester | sylvester-nobasis | sylvester-nogen | resflow | resflow-half | coupling-flow", 0, 0, NULL, 0, 0 },
+        { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp"
+          " | sylvester | sylvester-nobasis | sylvester-nogen | resflow | resflow-half | coupling-flow",
+          0, 0, NULL, 0, 0 },
         { "data", ARG_STRING, &data, "F.h5", "image dataset (flowexp data cifar10 | fashion-mnist)", 0, 0, NULL, 0, 0 },
         { "out", ARG_STRING, &out, "DIR", "run directory (checkpoint.h5, best.h5, log.csv)", 0, 0, NULL, 0, 0 },
         { "config", ARG_STRING, &config, "FILE", "config file of key = value lines", 0, 0, NULL, 0, 0 },

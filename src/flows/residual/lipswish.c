@@ -57,7 +57,8 @@ static int swish_backward(fxp_tape *t, const fxp_node *n)
     const int deriv = sv->derivative;
     FXP_PARALLEL_FOR(nt, total > FXP_PAR_THRESHOLD,
         for (int64_t c = 0; c < nchunks; c++)
-            part[c] = chunk_backward(deriv, s, xv, g, gx, c * CHUNK, FXP_MIN(total, (c + 1) * CHUNK)););
+            part[c] = chunk_backward(deriv, s, xv, g, gx, c * CHUNK,
+                                     FXP_MIN(total, (c + 1) * CHUNK)););
     if (beta->grad) {
         double acc = 0;
         for (int64_t c = 0; c < nchunks; c++) acc += part[c];

@@ -119,7 +119,8 @@ static int ktrans(fxp_tape *t, fxp_var **out, fxp_var *d)
                     y->value.data[(((size_t)o * C + c) * k + a) * k + b] =
                         d->value.data[(((size_t)c * C + o) * k + b) * k + a];
     if (fxp_tape_needs_grad(t, 1, &d) &&
-        (rc = fxp_tape_record(t, "sylvester_kernel_transpose", ktrans_backward, y, 1, &d, NULL)) < 0)
+        (rc = fxp_tape_record(t, "sylvester_kernel_transpose", ktrans_backward, y, 1, &d,
+                              NULL)) < 0)
         return rc;
     *out = y;
     return FXP_OK;

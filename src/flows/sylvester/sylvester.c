@@ -408,7 +408,8 @@ static int layer_new(fxp_ctx *ctx, fxp_params *ps, const char *name, const fxp_s
         FXP_TRY(fxp_params_add(ps, pn, FXP_PARAM_STATE, 1, &nuv, &l->kv));
         /* theirs: randn / prod(kernel shape) for GeneralizedSylvester, randn /
          * prod(kernel shape[1:]) for the ablation without generalisation */
-        const float scale = o->f == FXP_SYLV_F_GENERALIZED ? (float)C * C * k * k : (float)C * k * k;
+        const float scale =
+            o->f == FXP_SYLV_F_GENERALIZED ? (float)C * C * k * k : (float)C * k * k;
         fxp_rng_normal(rng, fxp_param_value(l->kernel).data, (size_t)C * C * k * k, 0,
                        1.0f / scale);
         fxp_spectral_init(rng, fxp_param_value(l->kv).data, nuv);
@@ -470,8 +471,8 @@ int fxp_sylvester_last_inverse(const fxp_flow *f, fxp_fixed_point_info *info)
 {
     sylv_layer *l = as_sylvester(f);
     if (!l || !info)
-        return FXP_ERR(f ? f->ctx : NULL, FXP_EINVAL, "%s is not a Sylvester layer (or info is NULL)",
-                       f ? f->name : "(null)");
+        return FXP_ERR(f ? f->ctx : NULL, FXP_EINVAL,
+                       "%s is not a Sylvester layer (or info is NULL)", f ? f->name : "(null)");
     *info = l->info;
     return FXP_OK;
 }
