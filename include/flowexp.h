@@ -28,6 +28,8 @@
 #include "flowexp/mixing.h"
 #include "flowexp/image.h"
 #include "flowexp/imageflow.h"
+#include "flowexp/sylvester.h"
+#include "flowexp/residual.h"
 #include "flowexp/dist.h"
 
 #endif

@@ -197,6 +197,13 @@ def convert(sd, height=None, width=None, convexp_coeff=0.95):
     cfg["height"] = height or 32
     cfg["width"] = width or 32
 
+    convert_dequantizer(sd, cfg, params, state, kind, gated)
+    return cfg, params, state
+
+
+def convert_dequantizer(sd, cfg, params, state, kind, gated):
+    """The dequantiser of a DiscreteLowerboundModel (their Flow over u with a
+    context network) into cfg / params / state; uniform if there is none."""
     qd = "model_qu_x.distribution.transformations."
     if qd + "3.nn.first.weight" in sd:
         cfg["dequantization"] = "variational"
@@ -221,7 +228,6 @@ def convert(sd, height=None, width=None, convexp_coeff=0.95):
         _densenet(sd, "model_context.3.nn.", "qu/context/dense/1", params, gated)
     else:
         cfg["dequantization"] = "uniform"
-    return cfg, params, state
 
 
 def write_checkpoint(path, cfg, params, state):

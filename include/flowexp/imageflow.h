@@ -34,6 +34,31 @@
  *   log q(u|x) = log N(z) - log|det da/dz| - sum log sigmoid'(a).
  * Its couplings use the same sizes as the prior's.
  *
+ * The Sylvester-table models (Tables 2-3; the authors'
+ * experiment_sylvester_network.py and models/distributions/specific_models/):
+ * the prior sees v in [0, 256)^D directly (no normalize layer: the first
+ * ActNorm's data-dependent initialisation does the scaling), then
+ *   squeeze -> for level l < levels: subflows x BLOCK,
+ *   then (l < levels - 1) a split prior (if splitprior, and l >= 1 or
+ *   split_level0) and a squeeze (always)
+ *   -> per-channel diagonal Gaussian base, where BLOCK is
+ *   sylvester:          [actnorm, Sylvester layer (sylvester.h: k = 3, n_h =
+ *                        hidden, W = exp(M) Q), flip]
+ *   sylvester-nobasis:  [actnorm, Sylvester layer without W, flip]
+ *   sylvester-nogen:    [actnorm, original-form Sylvester layer with W, flip]
+ *   resflow:            [actnorm, residual block (residual.h)]
+ *   coupling:           [actnorm, 1x1 convolution, affine coupling with
+ *                        §8.3's conditioner (3x3 -> 1x1 -> 3x3, width hidden)
+ *                        and log s = 0.5 tanh]
+ * The split priors' couplings and the dequantiser use the DenseNet sizes
+ * (intermediate 64 for the Sylvester models, 528 for the residual and
+ * coupling ones, as the authors' README commands) and the dequantiser the
+ * `mixing` layer (1x1).  The paper's CIFAR10 sizes: levels 3, subflows 16
+ * (8 for "resflow-half"), 12x16x16 -> 6x16x16 -> 24x8x8 -> 12x8x8 -> 48x4x4
+ * (coupling: 12x16x16 -> 48x8x8 -> 24x8x8 -> 96x4x4).  The residual flow's
+ * log-densities are stochastic estimates (residual.h), and in training the
+ * log-determinant is the Neumann gradient surrogate, not a likelihood.
+ *
  * Numbers.  Log-densities are in nats per image; bits per dimension is
  * -log p / (D ln 2).  Training draws one u per image; evaluation in
  * evaluation mode (13 series terms for the convolution exponential, no
@@ -54,7 +79,15 @@ extern "C" {
 struct fxp_ctx;
 
 typedef enum fxp_image_model_kind {
-    FXP_IMAGE_FLOW = 0 /* "flow": the Table-1 multi-scale coupling flow with mixing layers */
+    FXP_IMAGE_FLOW = 0,               /* "flow": the Table-1 multi-scale coupling flow with
+                                         mixing layers */
+    FXP_IMAGE_SYLVESTER = 1,          /* "sylvester": convolutional Sylvester flow (Table 2) */
+    FXP_IMAGE_SYLVESTER_NOBASIS = 2,  /* "sylvester-nobasis": ... without the basis change
+                                         (Table 3) */
+    FXP_IMAGE_SYLVESTER_NOGEN = 3,    /* "sylvester-nogen": ... without generalisation, the
+                                         original Sylvester form (Table 3) */
+    FXP_IMAGE_RESFLOW = 4,            /* "resflow": residual block flow (Table 2) */
+    FXP_IMAGE_COUPLING = 5            /* "coupling": the baseline coupling flow (Table 2) */
 } fxp_image_model_kind;
 
 typedef enum fxp_dequant_kind {
@@ -86,6 +119,23 @@ typedef struct fxp_image_model_config {
     int reflections;                   /* householder mixing: R (0: C) */
     int woodbury_rank;
     float normalize_shift, normalize_scale;
+    /* the Sylvester-table models (kinds other than "flow"; see below) */
+    int hidden;                        /* width of f_AR, of the residual blocks' g and of the
+                                          baseline couplings' networks (paper: 528) */
+    int split_level0;                  /* 1: split priors after level 0 too (Sylvester,
+                                          residual); 0: from level 1 on (the coupling and
+                                          ablation models' quirk) */
+    float lipschitz;                   /* spectral-norm coefficient of f_AR's masked
+                                          convolutions (1.5) */
+    double sylvester_atol;             /* fixed-point inverse tolerance (1e-4; 1e-6 nobasis) */
+    int sylvester_max_iter;            /* ... at most this many iterations (0: C H W) */
+    float resflow_coeff;               /* Lipschitz bound of each convolution of g (0.98) */
+    double resflow_sn_atol, resflow_sn_rtol; /* power-iteration tolerances (1e-3, 1e-3) */
+    int resflow_sn_max_iter;           /* (200) */
+    double resflow_lambda;             /* Poisson rate of the Russian roulette (2) */
+    int resflow_exact_train, resflow_exact_eval; /* exact series terms (2, 20) */
+    double resflow_inverse_atol, resflow_inverse_rtol; /* fixed point (1e-5, 1e-5) */
+    int resflow_inverse_max_iter;      /* (1000) */
     /* training (used by the training tools, not by the model) */
     int batch;                         /* images per step */
     int epochs;                        /* passes over the training split (if train_steps = 0) */
@@ -103,7 +153,18 @@ typedef struct fxp_image_model_config {
  * "flow-emerging", "flow-woodbury", "flow-convexp" (the paper's Table-1
  * architecture with that mixing layer: growth 64 for 1x1, 63 otherwise; 3 x
  * 32 x 32 input; Adamax lr 1e-3, eps 1e-7, batch 256, 1000 epochs, linear
- * warm-up 10, decay 0.995, augmentation on).  FXP_EINVAL for other names.
+ * warm-up 10, decay 0.995, augmentation on), and the Tables 2-3 models
+ * "sylvester", "sylvester-nobasis", "sylvester-nogen", "resflow",
+ * "resflow-half", "coupling-flow" (levels 3, subflows 16 (resflow-half 8),
+ * hidden 528, split prior, variational dequantisation with 1x1 mixing,
+ * DenseNet depth 8, growth 64, not gated, intermediate 64 (Sylvester) or 528;
+ * Sylvester: convexp coefficient 0.95, 9 / 20 terms (nogen 10 / 10), 1 power
+ * step, lipschitz 1.5, inverse atol 1e-4 (nobasis 1e-6); split_level0 1
+ * except coupling-flow and sylvester-nogen (the authors' quirk; nobasis
+ * keeps 1 because the authors' Ablation skeleton would put 96 channels
+ * against 528 hidden units, which no mask fits); Adam (0.9, 0.99), eps 1e-7,
+ * lr 1e-3, quadratic warm-up 10, decay 0.995, gradient clipping 1, batch
+ * 256, 1000 epochs, augmentation on).  FXP_EINVAL for other names.
  * fxp_image_model_preset_name(i) enumerates them (NULL past the end). */
 FXP_API int fxp_image_model_config_preset(fxp_image_model_config *cfg, const char *name);
 FXP_API const char *fxp_image_model_preset_name(int i);
@@ -124,8 +185,9 @@ FXP_API int fxp_image_model_config_get(const fxp_image_model_config *cfg, const 
                                        char *buf, size_t size);
 
 /* Every field in range and the shapes consistent (even channels after the
- * first squeeze, H and W divisible by the squeezes, a known mixing name):
- * FXP_EINVAL naming the first problem. */
+ * first squeeze, H and W divisible by the squeezes, a known mixing name, for
+ * the generalized Sylvester kinds a hidden width that every level's channel
+ * count divides or is divided by): FXP_EINVAL naming the first problem. */
 FXP_API int fxp_image_model_config_validate(struct fxp_ctx *ctx,
                                             const fxp_image_model_config *cfg);
 
@@ -147,6 +209,10 @@ FXP_API fxp_model *fxp_image_model_prior(const fxp_image_model *m);
 FXP_API fxp_flow *fxp_image_model_dequantizer(const fxp_image_model *m);
 FXP_API const fxp_image_model_config *fxp_image_model_get_config(const fxp_image_model *m);
 
+/* 0 for the residual flow, whose log-densities are stochastic estimates
+ * (residual.h), 1 for every other kind (and 0 for NULL). */
+FXP_API int fxp_image_model_logdet_is_exact(const fxp_image_model *m);
+
 /* Shape [C', H', W'] of the prior's top latent (the base density's event). */
 FXP_API void fxp_image_model_latent_shape(const fxp_image_model *m, int shape[3]);
 
@@ -161,7 +227,8 @@ FXP_API int fxp_image_model_log_density(fxp_image_model *m, fxp_tape *t, int tra
                                         fxp_var *v, fxp_var **log_p);
 
 /* The ELBO [B] (nats) of integer-valued x [B, C, H, W] with one u per image
- * drawn from rng: log p(x + u) - log q(u|x).  *log_q (may be NULL) receives
+ * drawn from rng (which then also feeds the residual flow's log-determinant
+ * estimators): log p(x + u) - log q(u|x).  *log_q (may be NULL) receives
  * log q(u|x) [B].  Differentiable w.r.t. every parameter (reparametrised). */
 FXP_API int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x,
                                  fxp_rng *rng, fxp_var **elbo, fxp_var **log_q);
@@ -169,10 +236,13 @@ FXP_API int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, 
 /* The same with the dequantisation noise given: `noise` is eps
  * [B, 4C, H/2, W/2] ~ N(0, I) for the variational dequantiser (z = mu_q +
  * sigma_q eps) or u [B, C, H, W] in [0, 1) for the uniform one (FXP_ESHAPE
- * otherwise).  Evaluation with common random numbers, cross-checks. */
+ * otherwise).  Evaluation with common random numbers, cross-checks, data-
+ * parallel training.  rng drives the stochastic log-determinant estimators
+ * of residual blocks (may be NULL for every other model; NULL there uses a
+ * stream of the layer's own, which checkpoints do not keep). */
 FXP_API int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training,
-                                       fxp_var *x, fxp_var *noise, fxp_var **elbo,
-                                       fxp_var **log_q);
+                                       fxp_rng *rng, fxp_var *x, fxp_var *noise,
+                                       fxp_var **elbo, fxp_var **log_q);
 
 /* n samples v [n, C, H, W] (continuous; floor and clamp to 0..255 for
  * pixels): the base draw and every split prior's draw scaled by
@@ -200,7 +270,12 @@ FXP_API int fxp_image_model_decode(fxp_image_model *m, fxp_tape *t, fxp_var *eps
  * offset, e.g. one per MPI rank) combine through `sums` into exactly the
  * whole set's numbers: the means are sums[0] / n_images and sums[2] /
  * n_images, the standard errors follow from sums[1] and sums[3].
- * progress (may be NULL) is called after each forward with the images done. */
+ * progress (may be NULL) is called after each forward with the images done.
+
+ * The residual flow: iw_samples must be 1 (FXP_EUNSUPPORTED otherwise: its
+ * log-densities are stochastic estimates, and an importance-weighted bound
+ * needs exact determinants); its estimators draw from a stream of (seed,
+ * the forward's first row), so its result depends on `batch`. */
 typedef struct fxp_image_eval {
     double bpd_elbo, bpd_iw;
     double bpd_elbo_stderr, bpd_iw_stderr;

@@ -9,6 +9,8 @@
 #include "flows/image/image_internal.h"
 #include "flowexp/imageflow.h"
 #include "flowexp/mixing.h"
+#include "flowexp/residual.h"
+#include "flowexp/sylvester.h"
 
 struct fxp_image_model {
     fxp_ctx *ctx;
@@ -113,6 +115,111 @@ out:
     return rc;
 }
 
+/* One block of the Tables 2-3 models for a C x H x W activation (see
+ * imageflow.h): appended to seq as its layers. */
+static int append_block(fxp_image_model *m, fxp_params *ps, fxp_flow *seq, int *index, int C,
+                        int H, int W, fxp_rng *rng)
+{
+    fxp_ctx *ctx = m->ctx;
+    const fxp_image_model_config *c = &m->cfg;
+    char name[FXP_PARAM_NAME_MAX];
+    fxp_flow *layer;
+    int rc;
+#define ADD(leaf, call)                                                         \
+    do {                                                                        \
+        FXP_TRY(layer_name(ctx, name, sizeof name, "pv/flow", (*index)++, leaf)); \
+        FXP_TRY(call);                                                          \
+        FXP_TRY(fxp_flow_seq_append(seq, layer));                               \
+    } while (0)
+    ADD("actnorm", fxp_actnorm_new(ctx, ps, name, C, &layer));
+    if (c->kind == FXP_IMAGE_RESFLOW) {
+        fxp_resblock_opts o;
+        fxp_resblock_opts_default(&o, C, H, W);
+        o.hidden = c->hidden;
+        o.coeff = c->resflow_coeff;
+        o.sn_atol = c->resflow_sn_atol;
+        o.sn_rtol = c->resflow_sn_rtol;
+        o.sn_max_iter = c->resflow_sn_max_iter;
+        o.lambda = c->resflow_lambda;
+        o.n_exact_train = c->resflow_exact_train;
+        o.n_exact_eval = c->resflow_exact_eval;
+        o.inverse_atol = c->resflow_inverse_atol;
+        o.inverse_rtol = c->resflow_inverse_rtol;
+        o.inverse_max_iter = c->resflow_inverse_max_iter;
+        ADD("resblock", fxp_resblock_new(ctx, ps, name, &o, rng, &layer));
+    } else if (c->kind == FXP_IMAGE_COUPLING) {
+        fxp_image_coupling_opts co;
+        fxp_image_coupling_opts_default(&co, C);
+        co.net = FXP_COND_CONV;
+        co.intermediate = c->hidden;
+        co.gated = 0;
+        co.scale = FXP_SCALE_HALF_TANH;
+        ADD("mixing", fxp_conv1x1_new(ctx, ps, name, C, H, W, rng, &layer));
+        ADD("coupling", fxp_image_coupling_new(ctx, ps, name, &co, rng, &layer));
+    } else {
+        fxp_sylvester_opts o;
+        fxp_sylvester_opts_default(&o, C, H, W);
+        o.hidden = c->hidden;
+        o.reflections = c->reflections;
+        o.lipschitz = c->lipschitz;
+        o.convexp_coeff = c->convexp_coeff;
+        o.sn_eps = c->convexp_sn_eps;
+        o.power_steps = c->convexp_power_steps;
+        o.terms_train = c->convexp_terms_train;
+        o.terms_eval = c->convexp_terms_eval;
+        o.inverse_atol = c->sylvester_atol;
+        o.inverse_max_iter = c->sylvester_max_iter;
+        if (c->kind == FXP_IMAGE_SYLVESTER_NOBASIS) {
+            o.q = FXP_SYLV_Q_NONE;
+            o.convexp = 0;
+        }
+        if (c->kind == FXP_IMAGE_SYLVESTER_NOGEN) o.f = FXP_SYLV_F_ORIGINAL;
+        ADD("sylvester", fxp_sylvester_new(ctx, ps, name, &o, rng, &layer));
+        ADD("flip", fxp_flip_new(ctx, name, &layer));
+    }
+#undef ADD
+out:
+    return rc;
+}
+
+/* The prior of the Tables 2-3 models (imageflow.h): no normalize layer;
+ * squeeze, blocks, split priors and squeezes between levels. */
+static int build_prior_blocks(fxp_image_model *m, fxp_params *ps, fxp_rng *rng)
+{
+    fxp_ctx *ctx = m->ctx;
+    const fxp_image_model_config *c = &m->cfg;
+    fxp_flow *seq = NULL;
+    char name[FXP_PARAM_NAME_MAX];
+    int rc, index = 0, C = c->channels * 4, H = c->height / 2, W = c->width / 2;
+    fxp_image_coupling_opts co;
+    FXP_TRY(fxp_flow_seq_new(ctx, "pv/flow", &seq));
+    APPEND(seq, "pv/flow", "squeeze", fxp_squeeze_new(ctx, name, &layer_));
+    for (int l = 0; l < c->levels; l++) {
+        for (int s = 0; s < c->subflows; s++)
+            FXP_TRY(append_block(m, ps, seq, &index, C, H, W, rng));
+        if (l == c->levels - 1) break;
+        if (c->splitprior && (l >= 1 || c->split_level0)) {
+            coupling_opts(c, C, 0, &co);
+            APPEND(seq, "pv/flow", "split", fxp_split_prior_new(ctx, ps, name, &co, rng, &layer_));
+            C /= 2;
+        }
+        /* the authors squeeze between levels even without a split */
+        APPEND(seq, "pv/flow", "squeeze", fxp_squeeze_new(ctx, name, &layer_));
+        C *= 4;
+        H /= 2;
+        W /= 2;
+    }
+    m->latent[0] = C;
+    m->latent[1] = H;
+    m->latent[2] = W;
+    const int pshape[3] = { C, 1, 1 };
+    rc = fxp_model_new(ctx, ps, "pv", seq, FXP_BASE_DIAG_NORMAL, 3, pshape, &m->pv);
+    seq = NULL; /* owned by the model, also on failure */
+out:
+    fxp_flow_free(seq);
+    return rc;
+}
+
 /* The variational dequantiser: context network, flow g, base. */
 static int build_dequantizer(fxp_image_model *m, fxp_params *ps, fxp_rng *rng)
 {
@@ -167,7 +274,8 @@ int fxp_image_model_new(fxp_ctx *ctx, fxp_params *ps, const fxp_image_model_conf
     if (!m) return FXP_ERR(ctx, FXP_ENOMEM, "cannot allocate an image model");
     m->ctx = ctx;
     m->cfg = *cfg;
-    FXP_TRY(build_prior(m, ps, rng));
+    if (cfg->kind == FXP_IMAGE_FLOW) FXP_TRY(build_prior(m, ps, rng));
+    else FXP_TRY(build_prior_blocks(m, ps, rng));
     if (cfg->dequantization == FXP_DEQUANT_VARIATIONAL) FXP_TRY(build_dequantizer(m, ps, rng));
     *out = m;
     return FXP_OK;
@@ -192,6 +300,11 @@ fxp_flow *fxp_image_model_dequantizer(const fxp_image_model *m) { return m ? m->
 const fxp_image_model_config *fxp_image_model_get_config(const fxp_image_model *m)
 {
     return m ? &m->cfg : NULL;
+}
+
+int fxp_image_model_logdet_is_exact(const fxp_image_model *m)
+{
+    return m && m->cfg.kind != FXP_IMAGE_RESFLOW;
 }
 
 void fxp_image_model_latent_shape(const fxp_image_model *m, int shape[3])
@@ -238,20 +351,28 @@ out:
     return rc;
 }
 
+/* log p(v); rng (may be NULL) feeds the layers that draw in their forward
+ * (the residual blocks' log-determinant estimators). */
+static int log_density(fxp_image_model *m, fxp_tape *t, int training, fxp_rng *rng, fxp_var *v,
+                       fxp_var **log_p)
+{
+    int rc = check_images(m, v, "v");
+    if (rc < 0) return rc;
+    fxp_flow_io io = { .training = training, .rng = rng, .temperature = 1 };
+    return fxp_model_log_prob(m->pv, t, &io, v, log_p);
+}
+
 int fxp_image_model_log_density(fxp_image_model *m, fxp_tape *t, int training, fxp_var *v,
                                 fxp_var **log_p)
 {
     FXP_API_SCOPE();
     if (!m || !t || !v || !log_p) return FXP_ERR(m ? m->ctx : NULL, FXP_EINVAL, "NULL argument");
-    int rc = check_images(m, v, "v");
-    if (rc < 0) return rc;
-    fxp_flow_io io = { .training = training };
-    return fxp_model_log_prob(m->pv, t, &io, v, log_p);
+    return log_density(m, t, training, NULL, v, log_p);
 }
 
 /* The ELBO with given noise (imageflow.h). */
-static int elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x, fxp_var *noise,
-                      fxp_var **elbo, fxp_var **log_q_out)
+static int elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_rng *rng, fxp_var *x,
+                      fxp_var *noise, fxp_var **elbo, fxp_var **log_q_out)
 {
     int rc;
     fxp_var *u, *lq = NULL, *v, *lp;
@@ -283,7 +404,7 @@ static int elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x,
         FXP_TRY(fxp_add(t, &lq, lq, lsig));
     }
     FXP_TRY(fxp_add(t, &v, x, u));
-    FXP_TRY(fxp_image_model_log_density(m, t, training, v, &lp));
+    FXP_TRY(log_density(m, t, training, rng, v, &lp));
     if (lq) FXP_TRY(fxp_sub(t, elbo, lp, lq));
     else *elbo = lp;
     if (log_q_out) {
@@ -302,8 +423,8 @@ static int noise_var(fxp_image_model *m, fxp_tape *t, int B, fxp_var **noise)
     return fxp_tape_var(t, noise, 4, shape);
 }
 
-int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x,
-                               fxp_var *noise, fxp_var **elbo, fxp_var **log_q)
+int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fxp_rng *rng,
+                               fxp_var *x, fxp_var *noise, fxp_var **elbo, fxp_var **log_q)
 {
     FXP_API_SCOPE();
     if (!m || !t || !x || !noise || !elbo)
@@ -319,7 +440,7 @@ int fxp_image_model_elbo_noise(fxp_image_model *m, fxp_tape *t, int training, fx
                        fxp_tensor_shape_str(&noise->value, s1, sizeof s1),
                        fxp_tensor_shape_str(&want, s2, sizeof s2));
     }
-    return elbo_noise(m, t, training, x, noise, elbo, log_q);
+    return elbo_noise(m, t, training, rng, x, noise, elbo, log_q);
 }
 
 int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, fxp_var *x, fxp_rng *rng,
@@ -337,7 +458,7 @@ int fxp_image_model_elbo(fxp_image_model *m, fxp_tape *t, int training, fxp_var 
         fxp_rng_normal_threads(rng, noise->value.data, n, 0, 1, fxp_ctx_threads(m->ctx));
     else
         fxp_rng_uniform(rng, noise->value.data, n);
-    FXP_TRY(elbo_noise(m, t, training, x, noise, elbo, log_q));
+    FXP_TRY(elbo_noise(m, t, training, rng, x, noise, elbo, log_q));
 out:
     return rc;
 }
@@ -398,6 +519,11 @@ int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, i
                        n, iw_samples, batch, (long long)first_index);
     if (iw_samples > (1 << 20))
         return FXP_ERR(ctx, FXP_EINVAL, "iw_samples = %d exceeds 2^20", iw_samples);
+    if (iw_samples > 1 && !fxp_image_model_logdet_is_exact(m))
+        return FXP_ERR(ctx, FXP_EUNSUPPORTED,
+                       "the residual flow's log-densities are stochastic estimates: no "
+                       "importance-weighted bound (iw_samples = %d; it needs exact determinants)",
+                       iw_samples);
     const int C = m->cfg.channels, H = m->cfg.height, W = m->cfg.width;
     const int64_t D = (int64_t)C * H * W, total = (int64_t)n * iw_samples;
     const int rows = (int)(total < batch ? total : batch);
@@ -443,7 +569,12 @@ int fxp_image_model_evaluate(fxp_image_model *m, const uint8_t *pixels, int n, i
             if (m->qflow) fxp_rng_normal(&s, nz, (size_t)nd, 0, 1);
             else fxp_rng_uniform(&s, nz, (size_t)nd);
         }
-        FXP_TRY(elbo_noise(m, t, 0, x, noise, &elbo, NULL));
+        /* the residual blocks' estimators: a stream per forward, a function of
+         * (seed, first row), disjoint from the noise's counters */
+        fxp_rng est;
+        fxp_rng_seed(&est, seed ^ 0x5851F42D4C957F2Dull);
+        est.counter = (uint64_t)(first_index * iw_samples + start) << 24;
+        FXP_TRY(elbo_noise(m, t, 0, &est, x, noise, &elbo, NULL));
         for (int j = 0; j < r; j++) {
             const int64_t img = (start + j) / iw_samples;
             const double e = elbo->value.data[j];

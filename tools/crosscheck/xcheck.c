@@ -1,7 +1,7 @@
 /* fxp-crosscheck: the library's side of the cross-check against the
  * authors' PyTorch code (tools/crosscheck/authors_table1.py).
  *
- *   fxp-crosscheck CHECKPOINT INPUTS.h5 OUTPUTS.h5
+ *   fxp-crosscheck CHECKPOINT INPUTS.h5 OUTPUTS.h5 [--exact-logdet]
  *
  * Builds the image model described by CHECKPOINT's /config, loads its
  * parameters, and for the arrays present in INPUTS.h5 writes to OUTPUTS.h5:
@@ -11,7 +11,9 @@
  *   top_eps [n, C', H', W'],
  *   split_eps_<k> [n, ...] (k in forward order)
  *                                      -> decoded [n, C, H, W]
- * all in evaluation mode.  Exit 0 on success, 1 with a message otherwise. */
+ * all in evaluation mode.  --exact-logdet puts every residual block in exact
+ * mode (residual.h), so that a residual flow's log-densities are
+ * deterministic.  Exit 0 on success, 1 with a message otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +44,8 @@ static int read_opt(fxp_ctx *ctx, const char *path, const char *name, fxp_tensor
 
 int main(int argc, char **argv)
 {
-    if (argc != 4) {
-        fprintf(stderr, "usage: fxp-crosscheck CHECKPOINT INPUTS.h5 OUTPUTS.h5\n");
+    if (argc != 4 && (argc != 5 || strcmp(argv[4], "--exact-logdet"))) {
+        fprintf(stderr, "usage: fxp-crosscheck CHECKPOINT INPUTS.h5 OUTPUTS.h5 [--exact-logdet]\n");
         return 2;
     }
     const char *ck = argv[1], *in = argv[2], *outp = argv[3];
@@ -67,6 +69,13 @@ int main(int argc, char **argv)
         goto fail;
     fxp_checkpoint c = { .params = ps };
     if (fxp_checkpoint_load(ctx, ck, &c) < 0) goto fail;
+    if (argc == 5) {
+        fxp_flow *pv = fxp_model_flow(fxp_image_model_prior(m));
+        for (int i = 0; i < fxp_flow_seq_length(pv); i++)
+            if (!strcmp(fxp_flow_kind(fxp_flow_seq_at(pv, i)), "resblock") &&
+                fxp_resblock_set_logdet(fxp_flow_seq_at(pv, i), FXP_RESBLOCK_EXACT) < 0)
+                goto fail;
+    }
     if (fxp_tape_new(ctx, &t) < 0) goto fail;
     fxp_tape_set_grad_enabled(t, 0);
     int r;
@@ -84,7 +93,7 @@ int main(int argc, char **argv)
         fxp_var *vx, *vn, *el, *lq;
         if (read_opt(ctx, in, "noise", &noise) != 0 || fxp_tape_input(t, &vx, &x, 0) < 0 ||
             fxp_tape_input(t, &vn, &noise, 0) < 0 ||
-            fxp_image_model_elbo_noise(m, t, 0, vx, vn, &el, &lq) < 0 ||
+            fxp_image_model_elbo_noise(m, t, 0, &rng, vx, vn, &el, &lq) < 0 ||
             fxp_tensor_alloc(ctx, &res[n_out], 1, el->value.shape) < 0 ||
             fxp_tensor_copy(ctx, &res[n_out], &el->value) < 0 ||
             fxp_tensor_alloc(ctx, &res[n_out + 1], 1, lq->value.shape) < 0 ||

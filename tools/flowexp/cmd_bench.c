@@ -51,7 +51,7 @@ int cmd_bench(int argc, char **argv)
         sample_chunk = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
-        { "model", ARG_STRING, &model, "NAME", "coupling | gnf | gnf-gce | flow-1x1 | ... | flow-convexp", 0, 0, NULL, 1, 0 },
+        { "model", ARG_STRING, &model, "NAME", "coupling | gnf | gnf-gce | flow-1x1 | ... | flow-convexp | sylvester | ... | coupling-flow", 0, 0, NULL, 1, 0 },
         { "set", ARG_LIST, &sets, "KEY=VALUE", "override one configuration key (repeatable)", 0, 0, NULL, 0, 0 },
         { "batch", ARG_INT, &batch, "B", "examples per training step and samples drawn (default: 32 images, or the graph config's batch)", 1, 1e6, NULL, 0, 0 },
         { "sample", ARG_INT, &n_sample, "N", "examples drawn in the sampling measurement (default: --batch)", 1, 1e6, NULL, 0, 0 },
@@ -82,7 +82,9 @@ int cmd_bench(int argc, char **argv)
     const int is_graph = fxp_graph_model_kind_parse(model, &gkind) == 0;
     if (!is_graph && !image_is_model_name(model)) {
         tool_error("bench", "unknown model \"%s\" (coupling, gnf, gnf-gce, flow-1x1, flow-lu, "
-                            "flow-householder, flow-emerging, flow-woodbury, flow-convexp)", model);
+                            "flow-householder, flow-emerging, flow-woodbury, flow-convexp, sylvester, "
+                             "sylvester-nobasis, sylvester-nogen, resflow, resflow-half, "
+                             "coupling-flow)", model);
         return EXIT_USAGE;
     }
     int rc = 1;

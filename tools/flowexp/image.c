@@ -23,6 +23,13 @@ int image_set_key(void *cfg, const char *key, const char *value)
     return fxp_image_model_config_set(cfg, key, value);
 }
 
+const char *image_model_label(const fxp_image_model_config *cfg, char *buf, size_t size)
+{
+    if (cfg->kind == FXP_IMAGE_FLOW) snprintf(buf, size, "flow-%s", cfg->mixing);
+    else if (fxp_image_model_config_get(cfg, "kind", buf, size) < 0) snprintf(buf, size, "?");
+    return buf;
+}
+
 int image_is_model_name(const char *name)
 {
     fxp_image_model_config c;
@@ -315,8 +322,8 @@ static void batch_noise(const fxp_image_model_config *cfg, fxp_rng *rng, float *
 static void draw_curves(const char *log_path, const char *dir, const fxp_image_model_config *cfg,
                         const image_state *st, int quiet)
 {
-    char title[256];
-    snprintf(title, sizeof title, "flow (%s mixing) on %s, step %lld", cfg->mixing,
+    char title[256], label[64];
+    snprintf(title, sizeof title, "%s on %s, step %lld", image_model_label(cfg, label, sizeof label),
              st->dataset[0] ? st->dataset : "images", st->step);
     train_draw_curves(log_path, dir, title, NAN, NULL, quiet);
 }
@@ -360,7 +367,9 @@ int cmd_train_image(int argc, char **argv)
     double lr = 0, time_limit = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
-        { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp", 0, 0, NULL, 0, 0 },
+        { "model", ARG_STRING, &model, "NAME", "flow-1x1 | flow-lu | flow-householder | flow-emerging | flow-woodbury | flow-convexp"
+          " | sylvester | sylvester-nobasis | sylvester-nogen | resflow | resflow-half | coupling-flow",
+          0, 0, NULL, 0, 0 },
         { "data", ARG_STRING, &data, "F.h5", "image dataset (flowexp data cifar10 | fashion-mnist)", 0, 0, NULL, 0, 0 },
         { "out", ARG_STRING, &out, "DIR", "run directory (checkpoint.h5, best.h5, log.csv)", 0, 0, NULL, 0, 0 },
         { "config", ARG_STRING, &config, "FILE", "config file of key = value lines", 0, 0, NULL, 0, 0 },
@@ -404,7 +413,8 @@ int cmd_train_image(int argc, char **argv)
     if (help) {
         args_print_help("flowexp train --model flow-convexp --data F.h5 --out DIR [options]",
                         "Train an image flow on the 'train' split (negative ELBO in bits/dim), validating\n"
-                        "on 'valid'.  Configuration: the model's preset (the paper's Table-1 model),\n"
+                        "on 'valid'.  Configuration: the model's preset (the paper's Table-1 model, or\n"
+                        "its Tables 2-3 models: sylvester, ..., coupling-flow; docs/sylvester.md),\n"
                         "then --config, then --set, then the explicit flags; image sizes come from\n"
                         "the data.  Ctrl-C saves DIR/checkpoint.h5 (exit 130); --resume continues\n"
                         "bit-identically at the same thread count.  Keys: flowexp train --model M --list-keys",
@@ -625,7 +635,7 @@ int cmd_train_image(int argc, char **argv)
             fxp_tape_reset(tape);
             fxp_tape_set_grad_enabled(tape, 0);
             ok = fxp_tape_input(tape, &vx, &xg, 0) == 0 && fxp_tape_input(tape, &vn, &ng, 0) == 0 &&
-                 fxp_image_model_elbo_noise(r.m, tape, 1, vx, vn, &e, NULL) == 0;
+                 fxp_image_model_elbo_noise(r.m, tape, 1, &ir, vx, vn, &e, NULL) == 0;
             fxp_tape_reset(tape);
             fxp_tape_set_grad_enabled(tape, 1);
         }
@@ -645,10 +655,12 @@ int cmd_train_image(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    char label[64];
+    image_model_label(&cfg, label, sizeof label);
     if (!quiet)
-        fprintf(stderr, "flowexp train: %s (%s mixing, %s dequantization) on %s (%d images %dx%dx%d), "
+        fprintf(stderr, "flowexp train: %s (%s, %s dequantization) on %s (%d images %dx%dx%d), "
                         "%lld steps of %d images (%lld per epoch), %d thread(s)%s\n",
-                model ? model : "resumed run", cfg.mixing,
+                model ? model : "resumed run", label,
                 cfg.dequantization == FXP_DEQUANT_VARIATIONAL ? "variational" : "uniform", data,
                 n_train, C, H, W, total, B, per_epoch, fxp_ctx_threads(ctx), resume ? ", resumed" : "");
     if (!quiet && ranks > 1)
@@ -682,11 +694,14 @@ int cmd_train_image(int argc, char **argv)
         fxp_rng nr = step_rng(st.seed, st.step, 2);
         batch_noise(&cfg, &nr, noise_all, B, nd, fxp_ctx_threads(ctx));
         memcpy(noise.data, noise_all + shard_off * nd, (size_t)(shard_n * nd) * sizeof(float));
+        /* the residual blocks' estimators: a stream of (seed, step), apart per rank */
+        fxp_rng er = step_rng(st.seed, st.step, 4);
+        er.counter += (uint64_t)shard_off << 16;
         fxp_var *vx, *vn, *elbo, *loss;
         fxp_tape_reset(tape);
         fxp_params_zero_grad(r.ps);
         if (fxp_tape_input(tape, &vx, &xb, 0) < 0 || fxp_tape_input(tape, &vn, &noise, 0) < 0 ||
-            fxp_image_model_elbo_noise(r.m, tape, 1, vx, vn, &elbo, NULL) < 0 ||
+            fxp_image_model_elbo_noise(r.m, tape, 1, &er, vx, vn, &elbo, NULL) < 0 ||
             fxp_mean(tape, &loss, elbo, FXP_AXES_ALL, 0) < 0 ||
             fxp_scale(tape, &loss, loss, (float)-to_bpd) < 0 ||
             fxp_tape_backward(tape, loss, NULL) < 0 || reduce_grads(dist, r.ps, shard_n) < 0 ||
@@ -771,7 +786,7 @@ int cmd_train_image(int argc, char **argv)
     if (lead)
         printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
            "checkpoint: %s\n",
-           model ? model : cfg.mixing, st.step, total, st.train_seconds, st.best_valid, st.best_step,
+           model ? model : label, st.step, total, st.train_seconds, st.best_valid, st.best_step,
            ckpt_path);
     if (stop_reason == 2) {
         if (lead) fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
@@ -853,7 +868,8 @@ int cmd_eval_image(int argc, char **argv)
     if (help) {
         args_print_help("flowexp eval --checkpoint F.h5 --data F.h5 [--split test] [--iw-samples K] [--json]",
                         "Negative ELBO and importance-weighted NLL (bits/dim) of an image model on one\n"
-                        "split, in evaluation mode.",
+                        "split, in evaluation mode.  The residual flow (resflow) reports the ELBO with\n"
+                        "its stochastic log-determinant estimate, and no importance-weighted NLL.",
                         specs, n_specs);
         return 0;
     }
@@ -875,6 +891,13 @@ int cmd_eval_image(int argc, char **argv)
     if (name[0] && st.dataset[0] && strcmp(name, st.dataset))
         fprintf(stderr, "flowexp eval: warning: the model was trained on %s, %s holds %s\n",
                 st.dataset, data, name);
+    const int exact = fxp_image_model_logdet_is_exact(r.m);
+    if (!exact && iw > 1) {
+        tool_error("eval", "%s: the residual flow's log-determinants are stochastic estimates; an "
+                           "importance-weighted NLL needs exact ones (drop --iw-samples)", ckpt);
+        rc = EXIT_USAGE;
+        goto done;
+    }
     const int count = n > 0 && n < x.n ? n : x.n;
     /* under MPI every rank evaluates its shard; the sums give the whole set */
     int64_t off, cnt;
@@ -904,23 +927,33 @@ int cmd_eval_image(int argc, char **argv)
         fxp_image_eval_finish(&e);
     }
     if (!quiet) progress_done(&pr);
+    char label[64];
+    image_model_label(&cfg, label, sizeof label);
     if (json) {
-        printf("{\"bpd_elbo\": %.9g, \"bpd_elbo_stderr\": %.3g, \"bpd_iw\": %.9g, "
-               "\"bpd_iw_stderr\": %.3g, \"iw_samples\": %d, \"n_images\": %lld, \"split\": ",
-               e.bpd_elbo, e.bpd_elbo_stderr, e.bpd_iw, e.bpd_iw_stderr, e.iw_samples,
-               (long long)e.n_images);
+        printf("{\"bpd_elbo\": %.9g, \"bpd_elbo_stderr\": %.3g, ", e.bpd_elbo, e.bpd_elbo_stderr);
+        if (exact) printf("\"bpd_iw\": %.9g, \"bpd_iw_stderr\": %.3g, ", e.bpd_iw, e.bpd_iw_stderr);
+        else printf("\"bpd_iw\": null, \"bpd_iw_stderr\": null, ");
+        printf("\"iw_samples\": %d, \"n_images\": %lld, \"logdet\": \"%s\", \"split\": ",
+               e.iw_samples, (long long)e.n_images, exact ? "exact" : "stochastic estimate");
         json_str(stdout, split);
+        printf(", \"model\": ");
+        json_str(stdout, label);
         printf(", \"mixing\": ");
         json_str(stdout, cfg.mixing);
         printf(", \"dataset\": ");
         json_str(stdout, st.dataset);
         printf(", \"step\": %lld}\n", st.step);
     } else {
-        printf("%s (%s mixing, step %lld) on %s:%s, %lld images: -ELBO %.4f +- %.4f bits/dim",
-               ckpt, cfg.mixing, st.step, data, split, (long long)e.n_images, e.bpd_elbo,
+        printf("%s (%s, step %lld) on %s:%s, %lld images: -ELBO %.4f +- %.4f bits/dim",
+               ckpt, label, st.step, data, split, (long long)e.n_images, e.bpd_elbo,
                e.bpd_elbo_stderr);
         if (iw > 1) printf(", NLL (IW %d) %.4f +- %.4f bits/dim", iw, e.bpd_iw, e.bpd_iw_stderr);
         printf("\n");
+        if (!exact)
+            printf("note: the log-determinants are stochastic estimates (Russian-roulette power "
+                   "series,\n      %d exact terms): the -ELBO above is an unbiased estimate; no "
+                   "IW NLL (it needs exact determinants)\n",
+                   cfg.resflow_exact_eval);
     }
     rc = 0;
 done:
@@ -1065,7 +1098,9 @@ int cmd_sample_image(int argc, char **argv)
             snprintf(labels[k], sizeof labels[k], "T = %g", tv[k]);
             lp[k] = labels[k];
         }
-        snprintf(title, sizeof title, "%s mixing on %s, step %lld, temperature %s", cfg.mixing,
+        char label[64];
+        snprintf(title, sizeof title, "%s on %s, step %lld, temperature %s",
+                 image_model_label(&cfg, label, sizeof label),
                  st.dataset[0] ? st.dataset : "images", st.step, tlist);
         const int ok = plot_image_grid(png, fmt, pix, n * nt, cfg.channels, cfg.height, cfg.width,
                                        nt, lp, title, err, sizeof err) == 0;

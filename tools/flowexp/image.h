@@ -28,6 +28,10 @@ typedef struct image_state {
     long long window_n;
 } image_state;
 
+/* "flow-<mixing>" for the Table-1 flow, else the kind's name ("sylvester",
+ * "resflow", ...): how the tool names a configuration in its messages. */
+const char *image_model_label(const fxp_image_model_config *cfg, char *buf, size_t size);
+
 /* Nonzero if name is an image model (a preset of imageflow.h). */
 int image_is_model_name(const char *name);
 /* Nonzero if the checkpoint's /config says family = image. */
