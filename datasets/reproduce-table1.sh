@@ -54,7 +54,7 @@ run_one() { # mixing seed
     [ "$1" = 1x1 ] && growth=32   # the paper: 64 for 1x1, 63 for the others
     start=$(date +%s)
     if $F train --model "flow-$1" --config datasets/table1/fmnist.conf --set growth=$growth \
-            --data "$out/fmnist.h5" --out "$dir" --steps "$steps" --eval-every $((steps / 10)) \
+            --data "$out/fmnist.h5" --out "$dir" --steps "$steps" --eval-every $(( steps / 10 > 0 ? steps / 10 : 1 )) \
             --valid-n 1000 --seed "$2" --threads 1 --quiet --force > "$dir.train.txt" 2>&1 &&
        $F eval --checkpoint "$dir/best.h5" --data "$out/fmnist.h5" --split test --json --quiet \
             --threads 1 > "$dir/elbo.json" &&

@@ -405,11 +405,14 @@ static int load(fxp_ctx *ctx, const char *path, const fxp_checkpoint *c)
     if (c->optim) FXP_TRY(load_optimizer(ctx, fid, c, m, v, &steps, sums, path));
     for (int k = 0; k < c->n_rngs; k++) FXP_TRY(load_rng(ctx, fid, c->rng_names[k], &rngs[k], sums, path));
     /* everything read and checked: commit */
-    memcpy(fxp_params_data(c->params, FXP_PARAM_TRAINABLE), tr, nt * sizeof(float));
-    memcpy(fxp_params_data(c->params, FXP_PARAM_STATE), st, ns * sizeof(float));
+    /* (a model may have no state at all: then its block is NULL) */
+    if (nt) memcpy(fxp_params_data(c->params, FXP_PARAM_TRAINABLE), tr, nt * sizeof(float));
+    if (ns) memcpy(fxp_params_data(c->params, FXP_PARAM_STATE), st, ns * sizeof(float));
     if (c->optim) {
-        memcpy(fxp_optim_m(c->optim), m, no * sizeof(float));
-        memcpy(fxp_optim_v(c->optim), v, no * sizeof(float));
+        if (no) {
+            memcpy(fxp_optim_m(c->optim), m, no * sizeof(float));
+            memcpy(fxp_optim_v(c->optim), v, no * sizeof(float));
+        }
         FXP_TRY(fxp_optim_set_steps(c->optim, steps));
     }
     for (int k = 0; k < c->n_rngs; k++) *c->rngs[k] = rngs[k];
