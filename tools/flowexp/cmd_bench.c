@@ -25,24 +25,6 @@ static double peak_rss_mb(void)
     return ru.ru_maxrss / 1024.0; /* KiB on Linux */
 }
 
-static int set_all(const arg_list *sets, int (*set)(void *, const char *, const char *), void *cfg)
-{
-    for (int i = 0; i < sets->n; i++) {
-        char key[128];
-        const char *eq = strchr(sets->items[i], '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - sets->items[i]), sets->items[i]);
-        if (set(cfg, key, eq + 1) < 0) {
-            tool_error("bench", "--set %s: %s", sets->items[i], fxp_last_error());
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int graph_set(void *cfg, const char *key, const char *value)
-{
-    return fxp_graph_model_config_set(cfg, key, value);
-}
 
 int cmd_bench(int argc, char **argv)
 {
@@ -108,7 +90,7 @@ int cmd_bench(int argc, char **argv)
     if (is_graph) {
         fxp_graph_model_config cfg;
         fxp_graph_model_config_default(&cfg, gkind);
-        if (set_all(&sets, graph_set, &cfg) < 0) {
+        if (tool_apply_sets("bench", &sets, tool_graph_set, &cfg) < 0) {
             rc = EXIT_USAGE;
             goto done;
         }
@@ -128,7 +110,7 @@ int cmd_bench(int argc, char **argv)
     } else {
         fxp_image_model_config cfg;
         fxp_image_model_config_preset(&cfg, model);
-        if (set_all(&sets, image_set_key, &cfg) < 0) {
+        if (tool_apply_sets("bench", &sets, image_set_key, &cfg) < 0) {
             rc = EXIT_USAGE;
             goto done;
         }

@@ -35,26 +35,6 @@ static void on_signal(int sig)
 
 static const char LOG_HEADER[] = "step,epoch,train_nll,valid_nll,lr,seconds\n";
 
-/* The permutation of the training set used in epoch `epoch`: a pure function
- * of (seed, epoch), so a resumed run draws the same batches. */
-static void epoch_order(unsigned long long seed, long long epoch, int *perm, int n)
-{
-    fxp_rng r;
-    fxp_rng_seed(&r, seed * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull * (unsigned long long)(epoch + 1));
-    for (int i = 0; i < n; i++) perm[i] = i;
-    fxp_rng_shuffle_int(&r, perm, (size_t)n);
-}
-
-static int join(char *buf, size_t n, const char *dir, const char *file)
-{
-    return snprintf(buf, n, "%s/%s", dir, file) < (int)n ? 0 : -1;
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 /* path made absolute (so that --resume finds it from anywhere), or "" if it
  * does not fit or holds control characters. */
@@ -76,10 +56,10 @@ typedef struct run_files {
 static int run_files_init(run_files *f, const char *dir)
 {
     f->dir = dir;
-    return join(f->ckpt, sizeof f->ckpt, dir, "checkpoint.h5") < 0 ||
-                   join(f->best, sizeof f->best, dir, "best.h5") < 0 ||
-                   join(f->log, sizeof f->log, dir, "log.csv") < 0 ||
-                   join(f->curves, sizeof f->curves, dir, "curves.png") < 0
+    return tool_join(f->ckpt, sizeof f->ckpt, dir, "checkpoint.h5") < 0 ||
+                   tool_join(f->best, sizeof f->best, dir, "best.h5") < 0 ||
+                   tool_join(f->log, sizeof f->log, dir, "log.csv") < 0 ||
+                   tool_join(f->curves, sizeof f->curves, dir, "curves.png") < 0
                ? -1
                : 0;
 }
@@ -345,15 +325,7 @@ static int fresh_config(const train_opts *o, fxp_graph_model_config *cfg)
         tool_error("train", "%s", err);
         return EXIT_USAGE;
     }
-    for (int i = 0; i < o->sets.n; i++) {
-        char key[128];
-        const char *eq = strchr(o->sets.items[i], '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - o->sets.items[i]), o->sets.items[i]);
-        if (fxp_graph_model_config_set(cfg, key, eq + 1) < 0) {
-            tool_error("train", "--set %s: %s", o->sets.items[i], fxp_last_error());
-            return EXIT_USAGE;
-        }
-    }
+    if (tool_apply_sets("train", &o->sets, tool_graph_set, cfg) < 0) return EXIT_USAGE;
     if (o->batch) cfg->batch = o->batch;
     if (o->lr > 0) cfg->lr = o->lr;
     return 0;
@@ -368,14 +340,14 @@ static int check_run_dir(const train_opts *o, const run_files *f)
         return EXIT_USAGE;
     }
     if (o->resume) {
-        if (!file_exists(f->ckpt)) {
+        if (!tool_file_exists(f->ckpt)) {
             tool_error("train", "--resume: no checkpoint at %s", f->ckpt);
             return EXIT_USAGE;
         }
         return 0;
     }
     /* a log alone is what a run killed before its first checkpoint leaves */
-    const char *held = file_exists(f->ckpt) ? f->ckpt : file_exists(f->best) ? f->best : NULL;
+    const char *held = tool_file_exists(f->ckpt) ? f->ckpt : tool_file_exists(f->best) ? f->best : NULL;
     if (held && !o->force) {
         tool_error("train", "%s already holds a run (%s): continue it with --resume, or start "
                             "over with --force", o->out, held);
@@ -540,13 +512,13 @@ int cmd_train(int argc, char **argv)
             unlink(files.best);
             unlink(files.log);
         }
-        created_log = !file_exists(files.log);
+        created_log = !tool_file_exists(files.log);
         if (!(log = log_open(files.log, o.resume, st.step))) {
             tool_error("train", "%s", tool_message());
             goto done;
         }
-        created_best = !file_exists(files.best);
-        created_curves = !file_exists(files.curves);
+        created_best = !tool_file_exists(files.best);
+        created_curves = !tool_file_exists(files.curves);
     }
 
     /* this rank's graphs of every global batch */
@@ -574,7 +546,7 @@ int cmd_train(int argc, char **argv)
         const int gs[3] = { B, nodes, train.shape[2] };
         fxp_flow_io iio = { .training = 1, .adj = &adj };
         fxp_var *vx, *lp;
-        epoch_order(st.seed, 0, perm, n_train);
+        tool_epoch_order(st.seed, 0, perm, n_train);
         int ok = fxp_tensor_alloc(ctx, &xg, 3, gs) == 0;
         if (ok) {
             fill_batch(&xg, &train, perm, 0, B, 0);
@@ -619,7 +591,7 @@ int cmd_train(int argc, char **argv)
     while (st.step < total) {
         const long long epoch = st.step / per_epoch, k = st.step % per_epoch;
         if (epoch != cur_epoch) {
-            epoch_order(st.seed, epoch, perm, n_train);
+            tool_epoch_order(st.seed, epoch, perm, n_train);
             cur_epoch = epoch;
         }
         fill_batch(&xb, &train, perm, k, B, shard_off);
@@ -696,19 +668,10 @@ int cmd_train(int argc, char **argv)
     if (last_valid_step != st.step &&
         tool_nll_per_node(vtape, &m, &valid, &adj, tool_eval_batch(nodes), &last_valid) < 0)
         last_valid = NAN;
-    if (dist) { /* every rank must hold the same bits; say so */
-        int same = 0;
-        if (fxp_dist_params_identical(dist, m.ps, &same) < 0 || !same) {
-            tool_error("train", "rank %d: %s", rank,
-                       same ? fxp_last_error() : "parameters differ between ranks");
-            goto done;
-        }
-        if (lead)
-            printf("all %d ranks hold bit-identical parameters; gradient reduction %.1f%% of "
-                   "this invocation (rank 0)\n", ranks,
-                   100 * comm_seconds / fmax(1e-9, progress_now() - t0));
-    }
-    if (lead && stop_reason && !file_exists(files.best)) {
+    /* every rank must hold the same bits; say so */
+    if (dist && tool_dist_identical(dist, m.ps, "train", comm_seconds, progress_now() - t0) < 0)
+        goto done;
+    if (lead && stop_reason && !tool_file_exists(files.best)) {
         /* stopped before the first validation: a model to evaluate all the
          * same; the run's best stays unset, so the next validation replaces it */
         if (save_checked(ctx, files.best, o.out, &m, opt, &st, &ckpt_size) < 0) {

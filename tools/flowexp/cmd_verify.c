@@ -113,24 +113,6 @@ static void perturb(fxp_params *ps, unsigned long long seed, double std)
     free(e);
 }
 
-static int set_all(const arg_list *sets, int (*set)(void *, const char *, const char *), void *cfg)
-{
-    for (int i = 0; i < sets->n; i++) {
-        char key[128];
-        const char *eq = strchr(sets->items[i], '=');
-        snprintf(key, sizeof key, "%.*s", (int)(eq - sets->items[i]), sets->items[i]);
-        if (set(cfg, key, eq + 1) < 0) {
-            tool_error("verify", "--set %s: %s", sets->items[i], fxp_last_error());
-            return -1;
-        }
-    }
-    return 0;
-}
-
-static int graph_set(void *cfg, const char *key, const char *value)
-{
-    return fxp_graph_model_config_set(cfg, key, value);
-}
 
 int cmd_verify(int argc, char **argv)
 {
@@ -195,7 +177,7 @@ int cmd_verify(int argc, char **argv)
         cfg.couplings = 2;
         cfg.hidden = 8;
         cfg.heads = 2;
-        if (set_all(&sets, graph_set, &cfg) < 0) {
+        if (tool_apply_sets("verify", &sets, tool_graph_set, &cfg) < 0) {
             rc = EXIT_USAGE;
             goto done;
         }
@@ -230,7 +212,7 @@ int cmd_verify(int argc, char **argv)
         cfg.context_depth = 1;
         cfg.context_growth = 4;
         cfg.hidden = 12; /* a multiple of every level's channels (12, 24, 48) for 3 channels */
-        if (set_all(&sets, image_set_key, &cfg) < 0) {
+        if (tool_apply_sets("verify", &sets, image_set_key, &cfg) < 0) {
             rc = EXIT_USAGE;
             goto done;
         }

@@ -251,24 +251,6 @@ static fxp_rng step_rng(unsigned long long seed, long long step, unsigned purpos
     return r;
 }
 
-static void epoch_order(unsigned long long seed, long long epoch, int *perm, int n)
-{
-    fxp_rng r;
-    fxp_rng_seed(&r, seed * 0x9E3779B97F4A7C15ull + 0xD1B54A32D192ED03ull * (unsigned long long)(epoch + 1));
-    for (int i = 0; i < n; i++) perm[i] = i;
-    fxp_rng_shuffle_int(&r, perm, (size_t)n);
-}
-
-static int join(char *buf, size_t n, const char *dir, const char *file)
-{
-    return snprintf(buf, n, "%s/%s", dir, file) < (int)n ? 0 : -1;
-}
-
-static int file_exists(const char *p)
-{
-    struct stat st;
-    return stat(p, &st) == 0;
-}
 
 /* Validation ELBO in bits/dim on the first valid_n images (all if 0); under
  * MPI each rank evaluates its shard and the sums are combined, with the same
@@ -449,9 +431,9 @@ int cmd_train_image(int argc, char **argv)
     FILE *log = NULL;
     int created_dir = 0, wrote_ckpt = 0;
     char ckpt_path[4096], best_path[4096], log_path[4096];
-    if (join(ckpt_path, sizeof ckpt_path, out, "checkpoint.h5") < 0 ||
-        join(best_path, sizeof best_path, out, "best.h5") < 0 ||
-        join(log_path, sizeof log_path, out, "log.csv") < 0) {
+    if (tool_join(ckpt_path, sizeof ckpt_path, out, "checkpoint.h5") < 0 ||
+        tool_join(best_path, sizeof best_path, out, "best.h5") < 0 ||
+        tool_join(log_path, sizeof log_path, out, "log.csv") < 0) {
         tool_error("train", "output path too long");
         return EXIT_USAGE;
     }
@@ -462,7 +444,7 @@ int cmd_train_image(int argc, char **argv)
     fxp_image_model_config cfg;
     image_state st = { (unsigned long long)seed, 0, INFINITY, -1, 0, "", 0, 0, 0, 0 };
     if (resume) {
-        if (!file_exists(ckpt_path)) {
+        if (!tool_file_exists(ckpt_path)) {
             tool_error("train", "--resume: no checkpoint at %s", ckpt_path);
             rc = EXIT_USAGE;
             goto done;
@@ -474,7 +456,7 @@ int cmd_train_image(int argc, char **argv)
         if (!eval_every) eval_every = st.eval_every;
         if (!valid_n) valid_n = st.valid_n;
     } else {
-        if (!force && file_exists(ckpt_path)) {
+        if (!force && tool_file_exists(ckpt_path)) {
             tool_error("train", "%s already holds a run (checkpoint.h5): continue it with --resume, "
                                 "or start afresh with --force", out);
             rc = EXIT_USAGE;
@@ -492,15 +474,9 @@ int cmd_train_image(int argc, char **argv)
             rc = EXIT_USAGE;
             goto done;
         }
-        for (int i = 0; i < sets.n; i++) {
-            char key[128];
-            const char *eq = strchr(sets.items[i], '=');
-            snprintf(key, sizeof key, "%.*s", (int)(eq - sets.items[i]), sets.items[i]);
-            if (fxp_image_model_config_set(&cfg, key, eq + 1) < 0) {
-                tool_error("train", "--set %s: %s", sets.items[i], fxp_last_error());
-                rc = EXIT_USAGE;
-                goto done;
-            }
+        if (tool_apply_sets("train", &sets, image_set_key, &cfg) < 0) {
+            rc = EXIT_USAGE;
+            goto done;
         }
         if (batch) cfg.batch = batch;
         if (lr > 0) cfg.lr = lr;
@@ -583,7 +559,7 @@ int cmd_train_image(int argc, char **argv)
             tool_error("train", "cannot rewrite %s: %s", log_path, strerror(errno));
             goto done;
         }
-        const int fresh_log = !resume || !file_exists(log_path);
+        const int fresh_log = !resume || !tool_file_exists(log_path);
         if (!(log = fopen(log_path, fresh_log ? "w" : "a"))) {
             tool_error("train", "cannot write %s: %s", log_path, strerror(errno));
             goto done;
@@ -623,7 +599,7 @@ int cmd_train_image(int argc, char **argv)
          * that K ranks start where one process does */
         fxp_tensor xg = { 0 }, ng = { 0 };
         const int gs[4] = { B, C, H, W }, gq[4] = { B, qshape[1], qshape[2], qshape[3] };
-        epoch_order(st.seed, 0, perm, n_train);
+        tool_epoch_order(st.seed, 0, perm, n_train);
         fxp_var *vx, *vn, *e;
         fxp_rng ir = step_rng(st.seed, -1, 3);
         int ok = fxp_tensor_alloc(ctx, &xg, 4, gs) == 0 && fxp_tensor_alloc(ctx, &ng, 4, gq) == 0;
@@ -675,7 +651,7 @@ int cmd_train_image(int argc, char **argv)
     while (st.step < total) {
         const long long epoch = st.step / per_epoch, k = st.step % per_epoch;
         if (epoch != cur_epoch) {
-            epoch_order(st.seed, epoch, perm, n_train);
+            tool_epoch_order(st.seed, epoch, perm, n_train);
             cur_epoch = epoch;
         }
         const uint8_t *src = train.pixels;
@@ -771,18 +747,9 @@ int cmd_train_image(int argc, char **argv)
     if (!quiet) progress_done(&pr);
     if (log) fclose(log);
     log = NULL;
-    if (dist) { /* every rank must hold the same bits; say so */
-        int same = 0;
-        if (fxp_dist_params_identical(dist, r.ps, &same) < 0 || !same) {
-            tool_error("train", "rank %d: %s", rank,
-                       same ? fxp_last_error() : "parameters differ between ranks");
-            goto done;
-        }
-        if (lead)
-            printf("all %d ranks hold bit-identical parameters; gradient reduction %.1f%% of "
-                   "this invocation (rank 0)\n", ranks,
-                   100 * comm_seconds / fmax(1e-9, progress_now() - t0));
-    }
+    /* every rank must hold the same bits; say so */
+    if (dist && tool_dist_identical(dist, r.ps, "train", comm_seconds, progress_now() - t0) < 0)
+        goto done;
     if (lead)
         printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
            "checkpoint: %s\n",

@@ -3,7 +3,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "args.h"
 #include "tool.h"
 #include "dist.h"
 
@@ -79,3 +81,59 @@ int tool_eval_tape(fxp_ctx *ctx, fxp_tape **t)
 }
 
 int tool_eval_batch(int nodes) { return nodes >= 1024 ? 1 : 1024 / (nodes > 0 ? nodes : 1); }
+
+void tool_epoch_order(unsigned long long seed, long long epoch, int *perm, int n)
+{
+    fxp_rng r;
+    fxp_rng_seed(&r, seed * 0x9E3779B97F4A7C15ull +
+                         0xD1B54A32D192ED03ull * (unsigned long long)(epoch + 1));
+    for (int i = 0; i < n; i++) perm[i] = i;
+    fxp_rng_shuffle_int(&r, perm, (size_t)n);
+}
+
+int tool_join(char *buf, size_t n, const char *dir, const char *file)
+{
+    return snprintf(buf, n, "%s/%s", dir, file) < (int)n ? 0 : -1;
+}
+
+int tool_file_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+int tool_apply_sets(const char *cmd, const arg_list *sets,
+                    int (*set)(void *cfg, const char *key, const char *value), void *cfg)
+{
+    for (int i = 0; i < sets->n; i++) {
+        char key[128];
+        const char *eq = strchr(sets->items[i], '=');
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets->items[i]), sets->items[i]);
+        if (set(cfg, key, eq + 1) < 0) {
+            tool_error(cmd, "--set %s: %s", sets->items[i], fxp_last_error());
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int tool_graph_set(void *cfg, const char *key, const char *value)
+{
+    return fxp_graph_model_config_set(cfg, key, value);
+}
+
+int tool_dist_identical(fxp_dist *dist, fxp_params *ps, const char *cmd, double comm_seconds,
+                        double run_seconds)
+{
+    int same = 0;
+    if (fxp_dist_params_identical(dist, ps, &same) < 0 || !same) {
+        tool_error(cmd, "rank %d: %s", tool_rank(),
+                   same ? fxp_last_error() : "parameters differ between ranks");
+        return -1;
+    }
+    if (tool_rank() == 0)
+        printf("all %d ranks hold bit-identical parameters; gradient reduction %.1f%% of "
+               "this invocation (rank 0)\n", tool_ranks(),
+               100 * comm_seconds / (run_seconds > 1e-9 ? run_seconds : 1e-9));
+    return 0;
+}

@@ -76,6 +76,24 @@ int tool_config_file_keys(const char *path, const tool_keys *k, char *err, size_
 int tool_config_parse_keys(const char *text, size_t len, const char *name, const tool_keys *k,
                            char *err, size_t errsz);
 
+/* The permutation of the training set used in epoch `epoch`: a pure function
+ * of (seed, epoch), so a resumed run (and every MPI rank) draws the same
+ * batches. */
+void tool_epoch_order(unsigned long long seed, long long epoch, int *perm, int n);
+/* "dir/file" into buf (-1 if it does not fit); stat() succeeds. */
+int tool_join(char *buf, size_t n, const char *dir, const char *file);
+int tool_file_exists(const char *path);
+/* Apply --set KEY=VALUE items through set(cfg, ...); a bad one is reported
+ * as `cmd`'s error (-1). */
+struct arg_list;
+int tool_apply_sets(const char *cmd, const struct arg_list *sets,
+                    int (*set)(void *cfg, const char *key, const char *value), void *cfg);
+int tool_graph_set(void *cfg, const char *key, const char *value);
+/* Under MPI, at the end of training: check that every rank holds the same
+ * parameters (a message and -1 otherwise) and report the reduction's share. */
+int tool_dist_identical(fxp_dist *dist, fxp_params *ps, const char *cmd, double comm_seconds,
+                        double run_seconds);
+
 /* Fully connected adjacency [n, n] (zero diagonal) in an owning tensor. */
 int tool_complete_graph(fxp_ctx *ctx, int n, fxp_tensor *adj);
 
