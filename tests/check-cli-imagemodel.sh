@@ -105,6 +105,11 @@ if "$F" version | grep -q "figures: cairo"; then
 fi
 expect 2 "sample: bad --temperatures" -- "$F" sample --checkpoint "$T/a/best.h5" --out "$T/s4.h5" --temperatures 0.5,x
 
+# ---- info
+expect 0 "info on an image checkpoint" -- "$F" info "$T/a/checkpoint.h5" --json
+$PY -c "import json,sys; r=json.load(open(sys.argv[1])); assert r['family']=='image' and r['model']=='flow-convexp' and r['step']==6" "$T/out" \
+    && ok "info JSON: family, model, step" || fail "info: $(cat "$T/out")"
+
 # ---- uniform dequantization
 # shellcheck disable=SC2086
 expect 0 "train uniform dequantization" -- TRAIN --model flow-convexp $SMALL --set dequantization=uniform --out "$T/u" --steps 3

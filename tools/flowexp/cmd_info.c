@@ -7,13 +7,14 @@
 #include <string.h>
 
 #include "args.h"
+#include "image.h"
 #include "store.h"
 #include "text.h"
 
 /* FNV-1a (64 bit) of the parameter values, trainable then state: equal
  * hashes mean bit-identical models (e.g. a resumed and an uninterrupted
  * run). */
-static unsigned long long params_hash(const fxp_params *ps)
+unsigned long long tool_params_hash(const fxp_params *ps)
 {
     unsigned long long h = 0xcbf29ce484222325ull;
     for (int kind = FXP_PARAM_TRAINABLE; kind <= FXP_PARAM_STATE; kind++) {
@@ -145,6 +146,15 @@ int cmd_info(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *path = pos[0];
+    {
+        fxp_ctx *c0;
+        int is_image = 0;
+        if (fxp_ctx_new(&c0) == 0) {
+            is_image = image_checkpoint_is_image(c0, path);
+            fxp_ctx_free(c0);
+        }
+        if (is_image) return image_info(path, json);
+    }
     int rc = 1, seen = 0;
     fxp_ctx *ctx = NULL;
     tool_model m;
@@ -161,7 +171,7 @@ int cmd_info(int argc, char **argv)
         !text_is_name(version))
         version[0] = '\0';
     const size_t n_params = fxp_params_size(m.ps, FXP_PARAM_TRAINABLE);
-    const unsigned long long hash = params_hash(m.ps);
+    const unsigned long long hash = tool_params_hash(m.ps);
     if (json) print_json(path, version, &cfg, n_params, hash, &st, seen != 0);
     else print_text(path, version, &cfg, n_params, hash, &st, seen != 0);
     rc = 0;

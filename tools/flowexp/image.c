@@ -1087,3 +1087,65 @@ done:
     fxp_ctx_free(ctx);
     return rc;
 }
+
+/* ---- info -------------------------------------------------------------------------- */
+
+int image_info(const char *path, int json)
+{
+    int rc = 1;
+    fxp_ctx *ctx = NULL;
+    image_run r = { 0 };
+    fxp_image_model_config cfg;
+    image_state st;
+    char label[64], v[160];
+    if (fxp_ctx_new(&ctx) < 0 || image_read_config(ctx, path, &cfg, &st) < 0 ||
+        image_build(ctx, &cfg, 0, &r) < 0 || image_load(ctx, path, &r, NULL) < 0) {
+        tool_error("info", "%s", tool_message());
+        goto done;
+    }
+    image_model_label(&cfg, label, sizeof label);
+    const size_t n_params = fxp_params_size(r.ps, FXP_PARAM_TRAINABLE);
+    const unsigned long long hash = tool_params_hash(r.ps);
+    if (json) {
+        printf("{\"checkpoint\": ");
+        json_str(stdout, path);
+        printf(", \"family\": \"image\", \"model\": ");
+        json_str(stdout, label);
+        printf(", \"parameters\": %zu, \"parameters_fnv1a\": \"%016llx\", \"config\": {", n_params,
+               hash);
+        for (int i = 0; i < fxp_image_model_config_n_keys(); i++) {
+            const char *k = fxp_image_model_config_key(i);
+            fxp_image_model_config_get(&cfg, k, v, sizeof v);
+            printf("%s", i ? ", " : "");
+            json_str(stdout, k);
+            printf(": ");
+            json_str(stdout, v);
+        }
+        printf("}, \"dataset\": ");
+        json_str(stdout, st.dataset);
+        printf(", \"step\": %lld, \"best_step\": %lld, \"best_valid_bpd\": ", st.step, st.best_step);
+        if (isfinite(st.best_valid)) printf("%.17g", st.best_valid);
+        else printf("null");
+        printf(", \"train_seconds\": %.3f, \"seed\": %llu}\n", st.train_seconds, st.seed);
+    } else {
+        printf("%s: image model %s, %zu parameters (FNV-1a %016llx)\n", path, label, n_params, hash);
+        printf("data: %s, %dx%dx%d images; %s dequantization\n", st.dataset[0] ? st.dataset : "-",
+               cfg.channels, cfg.height, cfg.width,
+               cfg.dequantization == FXP_DEQUANT_VARIATIONAL ? "variational" : "uniform");
+        printf("progress: step %lld, %.1f s of training, seed %llu\n", st.step, st.train_seconds,
+               st.seed);
+        if (st.best_step >= 0)
+            printf("best validation: %.4f bits/dim at step %lld\n", st.best_valid, st.best_step);
+        printf("configuration:\n");
+        for (int i = 0; i < fxp_image_model_config_n_keys(); i++) {
+            const char *k = fxp_image_model_config_key(i);
+            fxp_image_model_config_get(&cfg, k, v, sizeof v);
+            printf("  %-22s %s\n", k, v);
+        }
+    }
+    rc = 0;
+done:
+    image_free(&r);
+    fxp_ctx_free(ctx);
+    return rc;
+}

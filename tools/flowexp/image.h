@@ -55,6 +55,8 @@ int image_set_key(void *cfg, const char *key, const char *value);
 int cmd_train_image(int argc, char **argv);
 int cmd_eval_image(int argc, char **argv);
 int cmd_sample_image(int argc, char **argv);
+/* flowexp info for an image checkpoint (text or JSON). */
+int image_info(const char *path, int json);
 /* Both model families. */
 int cmd_verify(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

@@ -94,6 +94,10 @@ int tool_graph_set(void *cfg, const char *key, const char *value);
 int tool_dist_identical(fxp_dist *dist, fxp_params *ps, const char *cmd, double comm_seconds,
                         double run_seconds);
 
+/* FNV-1a (64 bit) of the parameter values, trainable then state: equal
+ * hashes mean bit-identical models (cmd_info.c). */
+unsigned long long tool_params_hash(const fxp_params *ps);
+
 /* Fully connected adjacency [n, n] (zero diagonal) in an owning tensor. */
 int tool_complete_graph(fxp_ctx *ctx, int n, fxp_tensor *adj);
 
