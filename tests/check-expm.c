@@ -7,6 +7,7 @@
 
 #include "expm_util.h"
 #include "ops/conv_series.h"
+#include "ops/conv_tiles.h"
 
 /* ---- equivalent matrices and log-determinants ------------------------------------- */
 
@@ -572,14 +573,14 @@ END_TEST
 /* Every register-tile shape (those of this CPU), forced. */
 START_TEST(test_fused_series_every_tile)
 {
-    const int kinds = fxp__conv_series_tile_kinds();
+    const int kinds = fxp__tile_kinds();
     ck_assert_int_ge(kinds, 1);
     for (int kind = 0; kind < kinds; kind++) {
-        fxp__conv_series_force_tile(kind);
+        fxp__tile_force(kind);
         check_fused((fxp__conv_shape){ 2, 11, 7, 6, 11, 3, 3, FXP_PAD_ZERO }, 3, 1.0f, 2);
         check_fused((fxp__conv_shape){ 1, 3, 5, 4, 3, 5, 3, FXP_PAD_ZERO }, 2, -1.0f, 1);
     }
-    fxp__conv_series_force_tile(-1);
+    fxp__tile_force(-1);
 }
 END_TEST
 

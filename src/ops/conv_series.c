@@ -29,192 +29,15 @@
 #include <string.h>
 
 #include "ops/conv_series.h"
+#include "ops/conv_tiles.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi" /* vectors stay inside this file */
-#endif
-
-#define VL 16
-typedef float v16 __attribute__((vector_size(64)));
-typedef float v16u __attribute__((vector_size(64), aligned(4), __may_alias__));
-typedef int32_t v16i __attribute__((vector_size(64)));
-typedef int32_t v16iu __attribute__((vector_size(64), aligned(4), __may_alias__));
-
-#define VINLINE static inline __attribute__((always_inline))
-/* The register tiles' loops over channels and vectors must be unrolled
- * completely, or their accumulators live in memory. */
-#if defined(__GNUC__) && !defined(__clang__)
-#define UNROLL _Pragma("GCC unroll 16")
-#else
-#define UNROLL
-#endif
-/* Keep a loaded vector in a register: without it GCC folds the load into
- * each of its FMAs, three loads where one would do. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VREG(v) __asm__("" : "+v"(v))
-#else
-#define VREG(v) (void)0
-#endif
-VINLINE v16 vzero(void) { return (v16){ 0 }; }
-VINLINE v16 vsplat(float a) /* one broadcast (0 + a would be an addition: -0 + 0 = +0) */
-{
-#if defined(__GNUC__) && !defined(__clang__)
-    const v16 t = { a };
-    return __builtin_shuffle(t, (v16i){ 0 });
-#else
-    return (v16){ 0 } + a;
-#endif
-}
-VINLINE v16 vload(const float *p) { return *(const v16u *)p; }
-VINLINE void vstore(float *p, v16 v) { *(v16u *)p = v; }
-/* v with the lanes whose mask word is 0 set to +0 (bitwise, so NaN too) */
-VINLINE v16 vmask(v16 v, const int32_t *m) { return (v16)((v16i)v & *(const v16iu *)m); }
-VINLINE float vsum(v16 v) /* pairwise: 16 -> 8 -> 4 -> 2 -> 1 */
-{
-    float a[VL];
-    memcpy(a, &v, sizeof a);
-    for (int h = VL / 2; h >= 1; h /= 2)
-        for (int l = 0; l < h; l++) a[l] += a[l + h];
-    return a[0];
-}
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && defined(__ELF__)
-#define WIDE_ATTR __attribute__((target("avx512f")))
-static int cpu_wide(void) { return __builtin_cpu_supports("avx512f"); }
-#else
-#define WIDE_ATTR
-static int cpu_wide(void) { return 0; }
-#endif
-
-typedef struct tile_args {
-    const float *x;      /* padded input image at grid position q0 */
-    const float *w;      /* packed weights of the tile: [c_in][kh kw][TILE_CO] */
-    const float *add;    /* NULL, or added before scaling (at plane co0, off + q0) */
-    float *out;          /* NULL, or receives the masked result (same place) */
-    float *acc;          /* NULL, or += the masked result (same place) */
-    const int32_t *mask; /* at q0: -1 for grid positions inside the image, 0 else */
-    double *ss;          /* NULL, or = the sum of squares of the masked result */
-    int64_t ps;
-    int c_in, WP, kh, kw, nb;
-    float alpha;
-} tile_args;
-
-typedef struct wgrad_args {
-    const float *xp; /* padded inputs: t_i at xp + i stride, i < terms */
-    const float *b;  /* gradient grids: b_{i+1} at b + i stride (at the grid origin) */
-    float *dw;       /* [C, C, kh, kw], += */
-    int64_t stride, ps, qv; /* between images; plane stride; grid positions read */
-    int terms, c, WP, kh, kw, co0, nb;
-} wgrad_args;
-
-#define TILE_ATTR WIDE_ATTR
-#define TILE_KEEP(v) VREG(v)
-#define TILE_NAME tile_w1x16
-#define TILE_CO 1
-#define TILE_NV 16
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w2x8
-#define TILE_CO 2
-#define TILE_NV 8
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w3x6
-#define TILE_CO 3
-#define TILE_NV 6
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w4x4
-#define TILE_CO 4
-#define TILE_NV 4
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w4x5
-#define TILE_CO 4
-#define TILE_NV 5
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w5x4
-#define TILE_CO 5
-#define TILE_NV 4
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w6x3
-#define TILE_CO 6
-#define TILE_NV 3
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w6x4
-#define TILE_CO 6
-#define TILE_NV 4
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_w8x3
-#define TILE_CO 8
-#define TILE_NV 3
-#include "ops/conv_series_tile.inc"
-#undef TILE_ATTR
-#undef TILE_KEEP
-
-#define TILE_ATTR FXP_CLONES
-#define TILE_KEEP(v) (void)0
-#define TILE_NAME tile_n1x4
-#define TILE_CO 1
-#define TILE_NV 4
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_n2x2
-#define TILE_CO 2
-#define TILE_NV 2
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_n3x2
-#define TILE_CO 3
-#define TILE_NV 2
-#include "ops/conv_series_tile.inc"
-#define TILE_NAME tile_n4x1
-#define TILE_CO 4
-#define TILE_NV 1
-#include "ops/conv_series_tile.inc"
-#undef TILE_ATTR
-#undef TILE_KEEP
-
-#define WG_ATTR WIDE_ATTR
-#define WG_NAME wgrad_w
-#define WG_CO 6
-#define WG_KEEP(v) VREG(v)
-#include "ops/conv_wgrad_tile.inc"
-#undef WG_ATTR
-#define WG_ATTR FXP_CLONES
-#define WG_NAME wgrad_n
-#define WG_CO 2
-#define WG_KEEP(v) (void)0
-#include "ops/conv_wgrad_tile.inc"
-#undef WG_ATTR
-
-typedef struct tile_kind {
-    int co, nv;
-    void (*fn)(const tile_args *);
-} tile_kind;
-
-static const tile_kind wide_tiles[] = { { 1, 16, tile_w1x16 }, { 2, 8, tile_w2x8 },
-                                        { 3, 6, tile_w3x6 },   { 4, 4, tile_w4x4 },
-                                        { 4, 5, tile_w4x5 },   { 5, 4, tile_w5x4 },
-                                        { 6, 3, tile_w6x3 },   { 6, 4, tile_w6x4 },
-                                        { 8, 3, tile_w8x3 } };
-static const tile_kind narrow_tiles[] = { { 1, 4, tile_n1x4 }, { 2, 2, tile_n2x2 },
-                                          { 3, 2, tile_n3x2 }, { 4, 1, tile_n4x1 } };
+#define VL FXP_VL
 
 /* ---- geometry ------------------------------------------------------------------ */
-
-/* Test hook (fxp__conv_series_force_tile): -1 = choose, else the index into
- * the usable tile kinds (narrow ones first). */
-static int forced_tile = -1;
-
-int fxp__conv_series_tile_kinds(void)
-{
-    const int nn = (int)(sizeof narrow_tiles / sizeof *narrow_tiles);
-    return cpu_wide() ? nn + (int)(sizeof wide_tiles / sizeof *wide_tiles) : nn;
-}
-
-void fxp__conv_series_force_tile(int kind)
-{
-    forced_tile = kind >= 0 && kind < fxp__conv_series_tile_kinds() ? kind : -1;
-}
 
 typedef struct geom {
     int C, H, W, kh, kw, ph, pw, HP, WP;
@@ -222,14 +45,10 @@ typedef struct geom {
     int co, nv, nco, nq;  /* tile shape; tiles along channels and along the grid */
     int64_t off, ps, img; /* grid origin in a plane; plane stride; floats per image buffer */
     int64_t lead;         /* floats before the first plane, so that grid origins are aligned */
-    void (*tile)(const tile_args *);
-    void (*wgrad)(const wgrad_args *);
+    fxp__tile tile;
     int wco;              /* output channels per kernel-gradient block */
 } geom;
 
-/* The tile shape with the least estimated time: per tap a tile issues
- * co nv FMAs and co + nv loads (two of each per cycle), plus a few
- * instructions of loop overhead; lanes past C or past the grid are wasted. */
 static void geom_init(geom *g, const fxp__conv_shape *s)
 {
     g->C = s->c_in;
@@ -243,28 +62,9 @@ static void geom_init(geom *g, const fxp__conv_shape *s)
     g->WP = s->w + s->kw - 1;
     g->Q = s->h * g->WP;
     g->qv = (g->Q + VL - 1) / VL;
-    const int wide = cpu_wide(), nn = (int)(sizeof narrow_tiles / sizeof *narrow_tiles);
-    const tile_kind *kinds = wide ? wide_tiles : narrow_tiles;
-    int nk = wide ? (int)(sizeof wide_tiles / sizeof *wide_tiles) : nn;
-    double best = 0;
-    if (forced_tile >= 0) {
-        const tile_kind *f = forced_tile < nn ? &narrow_tiles[forced_tile]
-                                              : &wide_tiles[forced_tile - nn];
-        kinds = f;
-        nk = 1;
-    }
-    for (int i = 0; i < nk; i++) {
-        const int nco = (g->C + kinds[i].co - 1) / kinds[i].co;
-        const int nq = (g->qv + kinds[i].nv - 1) / kinds[i].nv;
-        const int fma = kinds[i].co * kinds[i].nv, ld = kinds[i].co + kinds[i].nv;
-        const double cost = (double)nco * nq * ((fma > ld ? fma : ld) + 3);
-        if (i == 0 || cost < best) {
-            best = cost;
-            g->co = kinds[i].co;
-            g->nv = kinds[i].nv;
-            g->tile = kinds[i].fn;
-        }
-    }
+    g->tile = fxp__tile_choose(g->C, g->qv);
+    g->co = g->tile.co;
+    g->nv = g->tile.nv;
     g->nco = (g->C + g->co - 1) / g->co;
     g->nq = (g->qv + g->nv - 1) / g->nv;
     g->off = (int64_t)g->ph * g->WP + g->pw;
@@ -275,9 +75,7 @@ static void geom_init(geom *g, const fxp__conv_shape *s)
     const int64_t slack = ((int64_t)(g->kh - 1) * g->WP + g->kw + 2 * VL + VL - 1) / VL * VL;
     g->lead = (VL - g->off % VL) % VL;
     g->img = (g->lead + g->C * g->ps + slack + VL - 1) / VL * VL;
-    const int wide_wg = forced_tile >= 0 ? forced_tile >= nn : wide;
-    g->wgrad = wide_wg ? wgrad_w : wgrad_n;
-    g->wco = wide_wg ? 6 : 2;
+    g->wco = fxp__tile_wgrad_block();
 }
 
 int fxp__conv_series_ok(const fxp_ctx *ctx, const fxp__conv_shape *s)
@@ -295,22 +93,10 @@ static void make_mask(const geom *g, int32_t *mask)
     for (int64_t q = 0; q < qr; q++) mask[q] = q < g->Q && q % g->WP < g->W ? -1 : 0;
 }
 
-/* wpk[tile][ci][ky kx][co] = k[co, ci, ky, kx] (transposed: k[ci, co, kh-1-ky,
- * kw-1-kx], the kernel of M^T), zeros past C. */
+/* The kernel of M (or of M^T), packed for the tile. */
 static void pack_kernel(const geom *g, const float *k, int transposed, float *wpk)
 {
-    const int C = g->C, taps = g->kh * g->kw, CO = g->co;
-    for (int tl = 0; tl < g->nco; tl++)
-        for (int ci = 0; ci < C; ci++)
-            for (int t = 0; t < taps; t++)
-                for (int o = 0; o < CO; o++) {
-                    const int co = tl * CO + o;
-                    float v = 0;
-                    if (co < C)
-                        v = transposed ? k[((int64_t)ci * C + co) * taps + (taps - 1 - t)]
-                                       : k[((int64_t)co * C + ci) * taps + t];
-                    wpk[(((int64_t)tl * C + ci) * taps + t) * CO + o] = v;
-                }
+    fxp__tile_pack(&g->tile, g->C, g->C, g->kh * g->kw, k, transposed, wpk);
 }
 
 /* Channels [c0, c1) of an [C, H, W] image into the interior of a padded
@@ -362,8 +148,8 @@ static void run_tiles(const geom *g, const float *wpk, const int32_t *mask, cons
                       int t1)
 {
     const int taps = g->kh * g->kw;
-    tile_args a = { .ps = g->ps, .c_in = g->C, .WP = g->WP, .kh = g->kh, .kw = g->kw,
-                    .alpha = alpha };
+    fxp__tile_args a = { .ips = g->ps, .ops = g->ps, .c_in = g->C, .WP = g->WP, .kh = g->kh,
+                         .kw = g->kw, .alpha = alpha };
     for (int tl = t0; tl < t1; tl++) {
         const int ct = tl / g->nq, qt = tl % g->nq;
         const int co0 = ct * g->co;
@@ -377,7 +163,7 @@ static void run_tiles(const geom *g, const float *wpk, const int32_t *mask, cons
         a.mask = mask + q0;
         a.ss = ss ? ss + tl : NULL;
         a.nb = FXP_MIN(g->co, g->C - co0);
-        g->tile(&a);
+        g->tile.fn(&a);
     }
 }
 
@@ -550,15 +336,15 @@ static void bwd_image(const bwd_job *j, int n, float *base, float *dw, int tid, 
         team_barrier(nth);
     }
     if (j->need_dk) {
-        wgrad_args a = { XP(0), B(0) + g->off, dw, g->img, g->ps, (int64_t)g->qv * VL, T, g->C,
-                         g->WP, g->kh, g->kw, 0, 0 };
+        fxp__wgrad_args a = { XP(0), B(0) + g->off, dw, g->img, g->ps, (int64_t)g->qv * VL, T,
+                              g->C, g->WP, g->kh, g->kw, 0, 0 };
         const int nblk = (g->C + g->wco - 1) / g->wco;
         int b0, b1;
         split(nblk, tid, nth, &b0, &b1);
         for (int blk = b0; blk < b1; blk++) {
             a.co0 = blk * g->wco;
             a.nb = FXP_MIN(g->wco, g->C - a.co0);
-            g->wgrad(&a);
+            fxp__tile_wgrad(&a);
         }
     }
     if (j->dx) { /* dL/dx = g + M^T b_1 */

@@ -40,11 +40,4 @@ int fxp__conv_series_backward(fxp_ctx *ctx, const fxp__conv_shape *s, const floa
                               int terms, const float *x, const float *const *t, const float *g,
                               float *dx, float *dk);
 
-/* Tests only (not thread-safe, process-wide): the number of register-tile
- * shapes usable on this CPU, and forcing one of them (0 .. kinds-1; the
- * first ones are those for CPUs without AVX-512, the kernel gradient
- * follows the same width) or the automatic choice (-1). */
-int fxp__conv_series_tile_kinds(void);
-void fxp__conv_series_force_tile(int kind);
-
 #endif
