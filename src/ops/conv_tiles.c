@@ -213,17 +213,25 @@ void fxp__tile_pack(const fxp__tile *t, int c_out, int c_in, int taps, const flo
                     int transposed, float *wpk)
 {
     const int CO = t->co, ntl = (c_out + CO - 1) / CO;
-    for (int tl = 0; tl < ntl; tl++)
-        for (int ci = 0; ci < c_in; ci++)
-            for (int k = 0; k < taps; k++)
-                for (int o = 0; o < CO; o++) {
-                    const int co = tl * CO + o;
-                    float v = 0;
-                    if (co < c_out)
-                        v = transposed ? w[((int64_t)ci * c_out + co) * taps + (taps - 1 - k)]
-                                       : w[((int64_t)co * c_in + ci) * taps + k];
-                    wpk[(((int64_t)tl * c_in + ci) * taps + k) * CO + o] = v;
+    const int64_t row = (int64_t)c_in * taps; /* one output channel's weights */
+    for (int tl = 0; tl < ntl; tl++) {
+        float *dst = wpk + tl * row * CO;
+        for (int o = 0; o < CO; o++) {
+            const int co = tl * CO + o;
+            if (co >= c_out) {
+                for (int64_t i = 0; i < row; i++) dst[i * CO + o] = 0;
+            } else if (!transposed) { /* w[co, ci, k]: the row is contiguous */
+                const float *src = w + co * row;
+                for (int64_t i = 0; i < row; i++) dst[i * CO + o] = src[i];
+            } else { /* w[ci, co, taps - 1 - k] */
+                for (int ci = 0; ci < c_in; ci++) {
+                    const float *src = w + ((int64_t)ci * c_out + co) * taps + taps - 1;
+                    float *d = dst + (int64_t)ci * taps * CO + o;
+                    for (int k = 0; k < taps; k++) d[k * CO] = src[-k];
                 }
+            }
+        }
+    }
 }
 
 int fxp__tile_wgrad_block(void) { return use_wide() ? 6 : 2; }

@@ -30,6 +30,7 @@
 
 #define VL FXP_VL
 
+
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 /* Shapes, layouts and tile choices of one call. */
@@ -109,12 +110,16 @@ static void to_channel_last(int c, int64_t np, const float *src, int64_t sstride
     }
 }
 
-/* One convolution over an image with tile t: every (channel tile, position
- * tile).  x at the input grid origin (plane stride ips), outputs at the
- * output grid origin (plane stride ops); a holds the per-call fields. */
+/* One convolution over an image with tile t and its packed weights: every
+ * (channel tile, position tile), each over all input channels.  x at the
+ * input grid origin (plane stride ips), outputs at the output grid origin
+ * (plane stride ops); a holds the per-call fields.  Either out (= the
+ * result) or acc (+= the result) is given.  (Blocking the input channels so
+ * that a block stays in L1 measured no faster: the inputs stream from L2
+ * well enough, and every block adds an epilogue.) */
 static void conv_image(const fxp__tile *t, const float *wpk, int c_out, int qv, const float *x,
-                       const float *bias, const float *add, const float *gate, float *out,
-                       float *acc, fxp__tile_args a)
+                       const float *bias, const float *gate, float *out, float *acc,
+                       fxp__tile_args a)
 {
     const int taps = a.kh * a.kw, nq = (qv + t->nv - 1) / t->nv;
     const int64_t span = (int64_t)t->nv * VL;
@@ -127,7 +132,6 @@ static void conv_image(const fxp__tile *t, const float *wpk, int c_out, int qv, 
         for (int q = 0; q < nq; q++) {
             const int64_t q0 = q * span;
             a.x = x + q0;
-            a.add = add ? add + oo + q0 : NULL;
             a.gate = gate ? gate + oo + q0 : NULL;
             a.out = out ? out + oo + q0 : NULL;
             a.acc = acc ? acc + oo + q0 : NULL;
@@ -215,21 +219,20 @@ static void forward_image(const dn_call *c, int n, const dn_bufs *b)
         const int nl = g->n_in + l * g->G;
         float *A = c->A && !c->recompute && g->cs == HW ? c->A[l] + (int64_t)n * nl * HW : b->A;
         a1.c_in = nl;
-        conv_image(&g->t1[l], c->w1p[l], nl, g->qvc, F, v->b1[l]->value.data, NULL, NULL, A,
-                   NULL, a1);
+        conv_image(&g->t1[l], c->w1p[l], nl, g->qvc, F, v->b1[l]->value.data, NULL, A, NULL, a1);
         if (c->A && !c->recompute && g->cs != HW)
             for (int k = 0; k < nl; k++)
                 memcpy(c->A[l] + ((int64_t)n * nl + k) * HW, A + k * g->cs,
                        (size_t)HW * sizeof(float));
         compact_to_padded(g, nl, A, NULL, b->Ap);
         a3.c_in = nl;
-        conv_image(&g->t3[l], c->w3p[l], g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL, NULL,
-                   b->Gg, NULL, a3);
+        conv_image(&g->t3[l], c->w3p[l], g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL, b->Gg,
+                   NULL, a3);
         grid_to_compact(g, g->G, b->Gg, F + nl * g->cs, 0);
     }
     fxp__tile_args ao = { .ips = g->cs, .ops = g->cs, .WP = g->W, .kh = 1, .kw = 1,
                           .alpha = 1, .c_in = g->N, .mask = c->mask_c };
-    conv_image(&g->to, c->wop, g->n_o, g->qvc, F, v->bo->value.data, NULL, NULL, b->O, NULL, ao);
+    conv_image(&g->to, c->wop, g->n_o, g->qvc, F, v->bo->value.data, NULL, b->O, NULL, ao);
     float *y = c->y + (int64_t)n * g->n_out * HW;
     for (int k = 0; k < g->n_out; k++) {
         const float *oa = b->O + k * g->cs;
@@ -267,7 +270,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
     if (g->gated) {
         fxp__tile_args ao = { .ips = cs, .ops = cs, .WP = g->W, .kh = 1, .kw = 1, .alpha = 1,
                               .c_in = g->N, .mask = c->mask_c };
-        conv_image(&g->to, c->wop, g->n_o, g->qvc, F, v->bo->value.data, NULL, NULL, dO, NULL, ao);
+        conv_image(&g->to, c->wop, g->n_o, g->qvc, F, v->bo->value.data, NULL, dO, NULL, ao);
         for (int k = 0; k < g->n_out; k++) {
             float *oa = dO + k * cs, *ob = oa + g->n_out * cs, *oc = oa + 2 * g->n_out * cs;
             for (int64_t p = 0; p < HW; p++) {
@@ -287,7 +290,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
     float *dF = b->dF;
     fxp__tile_args at = { .ips = cs, .ops = cs, .WP = g->W, .kh = 1, .kw = 1, .alpha = 1,
                           .c_in = g->n_o, .mask = c->mask_c };
-    conv_image(&g->tot, c->wot, g->N, g->qvc, dO, NULL, NULL, NULL, dF, NULL, at);
+    conv_image(&g->tot, c->wot, g->N, g->qvc, dO, NULL, NULL, dF, NULL, at);
     fxp__outer_args oa = { dO, b->Ft, d + c->woo, cs, g->ldn, g->N, (int)HW, g->n_o, g->N };
     fxp__tile_outer(&oa);
     for (int k = 0; k < g->n_o; k++) {
@@ -306,8 +309,8 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         a1.c_in = nl;
         if (c->recompute) {
             a1.relu = 1;
-            conv_image(&g->t1[l], c->w1p[l], nl, g->qvc, F, v->b1[l]->value.data, NULL, NULL, A,
-                       NULL, a1);
+            conv_image(&g->t1[l], c->w1p[l], nl, g->qvc, F, v->b1[l]->value.data, NULL, A, NULL,
+                       a1);
             a1.relu = 0;
         } else {
             for (int k = 0; k < nl; k++) {
@@ -336,12 +339,12 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
                 fxp__tile_outer(&o3);
             }
         /* da = (w3^T * dg) [a > 0] on the grid, then compact */
-        conv_image(&g->t3t[l], c->w3t[l], nl, g->qvg, b->dGp, NULL, NULL, b->Ap + g->off,
-                   b->dAg, NULL, a3t);
+        conv_image(&g->t3t[l], c->w3t[l], nl, g->qvg, b->dGp, NULL, b->Ap + g->off, b->dAg, NULL,
+                   a3t);
         grid_to_compact(g, nl, b->dAg, b->dA, 0);
         for (int k = 0; k < nl; k++) memset(b->dA + k * cs + HW, 0, (size_t)(cs - HW) * sizeof(float));
         /* dF[0:n_l] += w1^T da, dw1 += da F^T, db1 += sum da */
-        conv_image(&g->t1[l], c->w1t[l], nl, g->qvc, b->dA, NULL, NULL, NULL, NULL, dF, a1);
+        conv_image(&g->t1[l], c->w1t[l], nl, g->qvc, b->dA, NULL, NULL, NULL, dF, a1);
         fxp__outer_args o1 = { b->dA, b->Ft, d + c->w1o[l], cs, g->ldn, nl, (int)HW, nl, nl };
         fxp__tile_outer(&o1);
         for (int k = 0; k < nl; k++) {
@@ -442,7 +445,7 @@ static void choose_tiles(dn_geom *g)
 /* Everything a call needs from scratch (NULL on ENOMEM): tiles, packed
  * kernels, masks, per-thread buffers and (backward) gradient partials. */
 static int call_init(fxp_ctx *ctx, dn_call *c, const fxp_var *x, const fxp__densenet_vars *v,
-                     int backward, int threads)
+                     int backward, int threads)  /* c->recompute set by the caller */
 {
     dn_geom *g = &c->g;
     const int D = v->depth;
@@ -469,14 +472,17 @@ static int call_init(fxp_ctx *ctx, dn_call *c, const fxp_var *x, const fxp__dens
         const int64_t s1 = fxp__tile_packed_size(&g->t1[l], nl, nl, 1);
         const int64_t s3 = fxp__tile_packed_size(&g->t3[l], g->G, nl, 9);
         const int64_t s3t = fxp__tile_packed_size(&g->t3t[l], nl, g->G, 9);
-        c->w1p[l] = fxp__scratch_alloc(ctx, (size_t)s1 * sizeof(float));
-        c->w3p[l] = fxp__scratch_alloc(ctx, (size_t)s3 * sizeof(float));
+        /* the backward needs the forward kernels only to recompute a_l */
+        const int need1 = !backward || c->recompute, need3 = !backward;
+        c->w1p[l] = need1 ? fxp__scratch_alloc(ctx, (size_t)s1 * sizeof(float)) : NULL;
+        c->w3p[l] = need3 ? fxp__scratch_alloc(ctx, (size_t)s3 * sizeof(float)) : NULL;
         c->w1t[l] = backward ? fxp__scratch_alloc(ctx, (size_t)s1 * sizeof(float)) : NULL;
         c->w3t[l] = backward ? fxp__scratch_alloc(ctx, (size_t)s3t * sizeof(float)) : NULL;
-        if (!c->w1p[l] || !c->w3p[l] || (backward && (!c->w1t[l] || !c->w3t[l])))
+        if ((need1 && !c->w1p[l]) || (need3 && !c->w3p[l]) ||
+            (backward && (!c->w1t[l] || !c->w3t[l])))
             return FXP_ENOMEM;
-        fxp__tile_pack(&g->t1[l], nl, nl, 1, v->w1[l]->value.data, 0, c->w1p[l]);
-        fxp__tile_pack(&g->t3[l], g->G, nl, 9, v->w3[l]->value.data, 0, c->w3p[l]);
+        if (need1) fxp__tile_pack(&g->t1[l], nl, nl, 1, v->w1[l]->value.data, 0, c->w1p[l]);
+        if (need3) fxp__tile_pack(&g->t3[l], g->G, nl, 9, v->w3[l]->value.data, 0, c->w3p[l]);
         if (backward) {
             fxp__tile_pack(&g->t1[l], nl, nl, 1, v->w1[l]->value.data, 1, c->w1t[l]);
             fxp__tile_pack(&g->t3t[l], nl, g->G, 9, v->w3[l]->value.data, 1, c->w3t[l]);
@@ -490,15 +496,18 @@ static int call_init(fxp_ctx *ctx, dn_call *c, const fxp_var *x, const fxp__dens
     c->woo = wsz;
     c->boo = wsz += (int64_t)g->n_o * g->N;
     c->wsz = round_up(wsz + g->n_o, VL);
-    c->wop = fxp__scratch_alloc(ctx, (size_t)fxp__tile_packed_size(&g->to, g->n_o, g->N, 1) *
-                                         sizeof(float));
+    const int needo = !backward || g->gated; /* the gated backward recomputes o */
+    c->wop = needo ? fxp__scratch_alloc(ctx, (size_t)fxp__tile_packed_size(&g->to, g->n_o, g->N,
+                                                                          1) * sizeof(float))
+                   : NULL;
     c->wot = backward ? fxp__scratch_alloc(ctx, (size_t)fxp__tile_packed_size(&g->tot, g->N, g->n_o,
                                                                               1) * sizeof(float))
                       : NULL;
     c->mask_c = fxp__scratch_alloc(ctx, (size_t)g->cs * sizeof(int32_t));
     c->mask_g = fxp__scratch_alloc(ctx, (size_t)g->ps * sizeof(int32_t));
-    if (!c->wop || (backward && !c->wot) || !c->mask_c || !c->mask_g) return FXP_ENOMEM;
-    fxp__tile_pack(&g->to, g->n_o, g->N, 1, v->wo->value.data, 0, c->wop);
+    if ((needo && !c->wop) || (backward && !c->wot) || !c->mask_c || !c->mask_g)
+        return FXP_ENOMEM;
+    if (needo) fxp__tile_pack(&g->to, g->n_o, g->N, 1, v->wo->value.data, 0, c->wop);
     if (backward) fxp__tile_pack(&g->tot, g->N, g->n_o, 1, v->wo->value.data, 1, c->wot);
     for (int64_t q = 0; q < g->cs; q++) c->mask_c[q] = q < g->HW ? -1 : 0;
     for (int64_t q = 0; q < g->ps; q++) c->mask_g[q] = q < g->Q && q % g->WP < g->W ? -1 : 0;
@@ -595,6 +604,7 @@ static int densenet_backward(fxp_tape *t, const fxp_node *node)
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     dn_call c;
     memset(&c, 0, sizeof c);
+    c.recompute = sv->recompute;
     int rc = call_init(ctx, &c, x, &sv->v, 1, nt);
     if (rc < 0) {
         fxp__scratch_restore(ctx, mark);
