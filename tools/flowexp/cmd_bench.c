@@ -18,6 +18,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -91,7 +98,8 @@ int cmd_bench(int argc, char **argv)
     image_run im = { 0 };
     fxp_tensor x = { 0 }, adj = { 0 };
     double *times = malloc((size_t)steps * sizeof *times);
-    if (!times || fxp_ctx_new(&ctx) < 0 || (threads && fxp_ctx_set_threads(ctx, threads) < 0) ||
+    double *faults = malloc((size_t)steps * sizeof *faults);
+    if (!times || !faults || fxp_ctx_new(&ctx) < 0 || (threads && fxp_ctx_set_threads(ctx, threads) < 0) ||
         fxp_tape_new(ctx, &t) < 0) {
         tool_error("bench", "%s", fxp_last_error());
         goto done;
@@ -150,6 +158,7 @@ int cmd_bench(int argc, char **argv)
     /* training steps: one warm-up (data-dependent inits, arena growth), then timed */
     for (int s = -1; s < steps; s++) {
         const double t0 = progress_now();
+        const long f0 = minor_faults();
         fxp_var *vx, *lp, *loss;
         fxp_tape_reset(t);
         fxp_tape_set_grad_enabled(t, 1);
@@ -171,10 +180,16 @@ int cmd_bench(int argc, char **argv)
             tool_error("bench", "training step: %s", fxp_last_error());
             goto done;
         }
-        if (s >= 0) times[s] = progress_now() - t0;
+        if (s >= 0) {
+            times[s] = progress_now() - t0;
+            faults[s] = (double)(minor_faults() - f0);
+        }
     }
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    qsort(faults, (size_t)steps, sizeof *faults, cmp_double);
     const double step_s = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
+    const double step_faults =
+        steps % 2 ? faults[steps / 2] : 0.5 * (faults[steps / 2 - 1] + faults[steps / 2]);
     const double train_rss = peak_rss_mb();
     /* sampling: evaluation mode, no gradients */
     fxp_tape_reset(t);
@@ -199,9 +214,9 @@ int cmd_bench(int argc, char **argv)
         printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
                "\"train_step_s\": %.6g, \"train_step_min_s\": %.6g, \"sample_s\": %.6g, "
                "\"peak_rss_mb\": %.1f, \"train_peak_rss_mb\": %.1f, \"params\": %zu, "
-               "\"tape_peak_mb\": %.1f}\n",
+               "\"tape_peak_mb\": %.1f, \"train_minor_faults\": %.0f}\n",
                model, batch, fxp_ctx_threads(ctx), steps, step_s, times[0], sample_s, peak_rss_mb(),
-               train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0);
+               train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0, step_faults);
     } else {
         printf("%s: batch %d, %d thread(s): training step %.4f s (median of %d, min %.4f); "
                "sampling %d: %.4f s; peak memory %.1f MB (tape %.1f MB); %zu parameters\n",
@@ -211,6 +226,7 @@ int cmd_bench(int argc, char **argv)
     rc = 0;
 done:
     free(times);
+    free(faults);
     fxp_tensor_release(&x);
     fxp_tensor_release(&adj);
     fxp_optim_free(opt);
