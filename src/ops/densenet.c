@@ -63,6 +63,13 @@ static int64_t tile_span(const fxp__tile *t, int qv) { return round_up(qv, t->nv
 
 /* ---- per-image helpers ------------------------------------------------------------ */
 
+/* d[j] = s[j], j < n: image rows are short (8 to 32 floats), where a call
+ * to memcpy per row costs more than the copy. */
+static inline void copy_row(float *restrict d, const float *restrict s, int n)
+{
+    for (int j = 0; j < n; j++) d[j] = s[j];
+}
+
 /* Rows of channels [0, c) from a compact buffer into a padded one's interior
  * (relu_src: only where src > 0, else 0; NULL: all). */
 static void compact_to_padded(const dn_geom *g, int c, const float *src, const float *gate,
@@ -76,7 +83,7 @@ static void compact_to_padded(const dn_geom *g, int c, const float *src, const f
                 const float *m = gate + k * g->cs + (int64_t)r * g->W;
                 for (int j = 0; j < g->W; j++) d[j] = m[j] > 0 ? s[j] : 0.0f;
             } else {
-                memcpy(d, s, (size_t)g->W * sizeof(float));
+                copy_row(d, s, g->W);
             }
         }
 }
@@ -92,7 +99,7 @@ static void grid_to_compact(const dn_geom *g, int c, const float *src, float *ds
             if (add)
                 for (int j = 0; j < g->W; j++) d[j] += s[j];
             else
-                memcpy(d, s, (size_t)g->W * sizeof(float));
+                copy_row(d, s, g->W);
         }
 }
 
@@ -342,7 +349,9 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         conv_image(&g->t3t[l], c->w3t[l], nl, g->qvg, b->dGp, NULL, b->Ap + g->off, b->dAg, NULL,
                    a3t);
         grid_to_compact(g, nl, b->dAg, b->dA, 0);
-        for (int k = 0; k < nl; k++) memset(b->dA + k * cs + HW, 0, (size_t)(cs - HW) * sizeof(float));
+        if (cs != HW)
+            for (int k = 0; k < nl; k++)
+                memset(b->dA + k * cs + HW, 0, (size_t)(cs - HW) * sizeof(float));
         /* dF[0:n_l] += w1^T da, dw1 += da F^T, db1 += sum da */
         conv_image(&g->t1[l], c->w1t[l], nl, g->qvc, b->dA, NULL, NULL, NULL, dF, a1);
         fxp__outer_args o1 = { b->dA, b->Ft, d + c->w1o[l], cs, g->ldn, nl, (int)HW, nl, nl };
