@@ -149,7 +149,7 @@ static void run_tiles(const geom *g, const float *wpk, const int32_t *mask, cons
 {
     const int taps = g->kh * g->kw;
     fxp__tile_args a = { .ips = g->ps, .ops = g->ps, .c_in = g->C, .WP = g->WP, .kh = g->kh,
-                         .kw = g->kw, .alpha = alpha };
+                         .kw = g->kw, .alpha = alpha, .wci = (int64_t)taps * g->co };
     for (int tl = t0; tl < t1; tl++) {
         const int ct = tl / g->nq, qt = tl % g->nq;
         const int co0 = ct * g->co;

@@ -216,20 +216,16 @@ void fxp__tile_pack(const fxp__tile *t, int c_out, int c_in, int taps, const flo
     const int64_t row = (int64_t)c_in * taps; /* one output channel's weights */
     for (int tl = 0; tl < ntl; tl++) {
         float *dst = wpk + tl * row * CO;
-        for (int o = 0; o < CO; o++) {
-            const int co = tl * CO + o;
-            if (co >= c_out) {
-                for (int64_t i = 0; i < row; i++) dst[i * CO + o] = 0;
-            } else if (!transposed) { /* w[co, ci, k]: the row is contiguous */
-                const float *src = w + co * row;
-                for (int64_t i = 0; i < row; i++) dst[i * CO + o] = src[i];
-            } else { /* w[ci, co, taps - 1 - k] */
-                for (int ci = 0; ci < c_in; ci++) {
-                    const float *src = w + ((int64_t)ci * c_out + co) * taps + taps - 1;
-                    float *d = dst + (int64_t)ci * taps * CO + o;
-                    for (int k = 0; k < taps; k++) d[k * CO] = src[-k];
-                }
-            }
+        const int co0 = tl * CO, nb = FXP_MIN(CO, c_out - co0);
+        if (!transposed) { /* w[co, ci, k]: nb rows read side by side */
+            for (int64_t i = 0; i < row; i++, dst += CO)
+                for (int o = 0; o < CO; o++) dst[o] = o < nb ? w[(co0 + o) * row + i] : 0.0f;
+            continue;
+        }
+        for (int ci = 0; ci < c_in; ci++) { /* w[ci, co, taps - 1 - k]: one block of nb taps */
+            const float *src = w + ((int64_t)ci * c_out + co0) * taps;
+            for (int k = 0; k < taps; k++, dst += CO)
+                for (int o = 0; o < CO; o++) dst[o] = o < nb ? src[o * taps + taps - 1 - k] : 0.0f;
         }
     }
 }

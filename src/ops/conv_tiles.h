@@ -22,7 +22,8 @@
 #define FXP_VL 16
 
 /* One tile: TILE_CO output channels x TILE_NV vectors of grid positions.
- *   acc[o][l] = sum_{ci < c_in, ky, kx} w[ci][ky kx][o] x[ci ips + ky WP + kx + l]
+ *   acc[o][l] = sum_{ci < c_in, ky, kx} w[ci wci + (ky kw + kx) TILE_CO + o]
+ *                                       x[ci ips + ky WP + kx + l]
  *   v = alpha (acc + add) + bias[o];  v = max(v, 0) if relu;
  *   v = 0 where gate <= 0 or mask == 0;
  *   out = v;  acc_buf += v;  *ss = sum of v^2
@@ -30,7 +31,11 @@
  * [o ops + l]).  Every pointer but x, w and mask may be NULL (not used). */
 typedef struct fxp__tile_args {
     const float *x;      /* input at the tile's first grid position, plane 0 */
-    const float *w;      /* packed weights of the tile's channels (fxp__tile_pack) */
+    const float *w;      /* weights of the tile's channels: packed (fxp__tile_pack, wci =
+                          * kh kw TILE_CO), or for a 1x1 map whose weights for one input
+                          * channel are contiguous over the output channels, the weight
+                          * matrix itself (wci = its row stride) */
+    int64_t wci;
     const float *bias;   /* per channel, from the tile's first */
     const float *add;
     const float *gate;
@@ -59,6 +64,7 @@ fxp__tile fxp__tile_choose(int c_out, int qv);
 int64_t fxp__tile_packed_size(const fxp__tile *t, int c_out, int c_in, int taps);
 
 /* wpk[tile][ci][tap][o] = w[co, ci, tap] for w [c_out, c_in, kh kw]
+ * (read with wci = taps t->co)
  * (zeros past c_out).  transposed: w is [c_in', c_out', kh kw] of a square
  * or rectangular map and the packed kernel is that of its adjoint:
  * w[ci, co, kh kw - 1 - tap] (c_out, c_in are those of the adjoint). */

@@ -117,22 +117,25 @@ static void to_channel_last(int c, int64_t np, const float *src, int64_t sstride
     }
 }
 
-/* One convolution over an image with tile t and its packed weights: every
- * (channel tile, position tile), each over all input channels.  x at the
+/* One convolution over an image with tile t: every (channel tile, position
+ * tile), each over all input channels.  The weights of output channel co
+ * start at w + co wco (packed: wco = c_in kh kw, a.wci = kh kw t->co; a
+ * 1x1 map's weight matrix read as its transpose: wco = 1, a.wci = its row
+ * stride).  x at the
  * input grid origin (plane stride ips), outputs at the output grid origin
  * (plane stride ops); a holds the per-call fields.  Either out (= the
  * result) or acc (+= the result) is given.  (Blocking the input channels so
  * that a block stays in L1 measured no faster: the inputs stream from L2
  * well enough, and every block adds an epilogue.) */
-static void conv_image(const fxp__tile *t, const float *wpk, int c_out, int qv, const float *x,
-                       const float *bias, const float *gate, float *out, float *acc,
-                       fxp__tile_args a)
+static void conv_image(const fxp__tile *t, const float *w, int64_t wco, int c_out, int qv,
+                       const float *x, const float *bias, const float *gate, float *out,
+                       float *acc, fxp__tile_args a)
 {
-    const int taps = a.kh * a.kw, nq = (qv + t->nv - 1) / t->nv;
+    const int nq = (qv + t->nv - 1) / t->nv;
     const int64_t span = (int64_t)t->nv * VL;
     const int32_t *mask = a.mask;
     for (int co0 = 0; co0 < c_out; co0 += t->co) {
-        a.w = wpk + (int64_t)co0 * a.c_in * taps;
+        a.w = w + co0 * wco;
         a.bias = bias ? bias + co0 : NULL;
         a.nb = FXP_MIN(t->co, c_out - co0);
         const int64_t oo = co0 * a.ops;
@@ -153,8 +156,8 @@ static void conv_image(const fxp__tile *t, const float *wpk, int c_out, int qv, 
 typedef struct dn_call {
     dn_geom g;
     const fxp__densenet_vars *v;
-    float **w1p, **w1t, **w3p, **w3t; /* packed kernels per layer */
-    float *wop, *wot;
+    float **w1p, **w3p, **w3t;        /* packed kernels per layer (w3t: of the adjoint) */
+    float *wop;
     int32_t *mask_c, *mask_g;         /* compact and grid lane masks */
     int64_t per_thread;               /* scratch floats per thread */
     float *scratch;
@@ -226,20 +229,24 @@ static void forward_image(const dn_call *c, int n, const dn_bufs *b)
         const int nl = g->n_in + l * g->G;
         float *A = c->A && !c->recompute && g->cs == HW ? c->A[l] + (int64_t)n * nl * HW : b->A;
         a1.c_in = nl;
-        conv_image(&g->t1[l], c->w1p[l], nl, g->qvc, F, v->b1[l]->value.data, NULL, A, NULL, a1);
+        a1.wci = g->t1[l].co;
+        conv_image(&g->t1[l], c->w1p[l], nl, nl, g->qvc, F, v->b1[l]->value.data, NULL, A, NULL,
+                   a1);
         if (c->A && !c->recompute && g->cs != HW)
             for (int k = 0; k < nl; k++)
                 memcpy(c->A[l] + ((int64_t)n * nl + k) * HW, A + k * g->cs,
                        (size_t)HW * sizeof(float));
         compact_to_padded(g, nl, A, NULL, b->Ap);
         a3.c_in = nl;
-        conv_image(&g->t3[l], c->w3p[l], g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL, b->Gg,
+        a3.wci = 9 * g->t3[l].co;
+        conv_image(&g->t3[l], c->w3p[l], 9 * nl, g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL, b->Gg,
                    NULL, a3);
         grid_to_compact(g, g->G, b->Gg, F + nl * g->cs, 0);
     }
     fxp__tile_args ao = { .ips = g->cs, .ops = g->cs, .WP = g->W, .kh = 1, .kw = 1,
+                          .wci = g->to.co,
                           .alpha = 1, .c_in = g->N, .mask = c->mask_c };
-    conv_image(&g->to, c->wop, g->n_o, g->qvc, F, v->bo->value.data, NULL, b->O, NULL, ao);
+    conv_image(&g->to, c->wop, g->N, g->n_o, g->qvc, F, v->bo->value.data, NULL, b->O, NULL, ao);
     float *y = c->y + (int64_t)n * g->n_out * HW;
     for (int k = 0; k < g->n_out; k++) {
         const float *oa = b->O + k * g->cs;
@@ -276,8 +283,10 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
     float *dO = b->O;
     if (g->gated) {
         fxp__tile_args ao = { .ips = cs, .ops = cs, .WP = g->W, .kh = 1, .kw = 1, .alpha = 1,
+                              .wci = g->to.co,
                               .c_in = g->N, .mask = c->mask_c };
-        conv_image(&g->to, c->wop, g->n_o, g->qvc, F, v->bo->value.data, NULL, dO, NULL, ao);
+        conv_image(&g->to, c->wop, g->N, g->n_o, g->qvc, F, v->bo->value.data, NULL, dO, NULL,
+                   ao);
         for (int k = 0; k < g->n_out; k++) {
             float *oa = dO + k * cs, *ob = oa + g->n_out * cs, *oc = oa + 2 * g->n_out * cs;
             for (int64_t p = 0; p < HW; p++) {
@@ -296,8 +305,9 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
     /* output convolution: dF = wo^T do, dwo += do F^T, dbo += sum do */
     float *dF = b->dF;
     fxp__tile_args at = { .ips = cs, .ops = cs, .WP = g->W, .kh = 1, .kw = 1, .alpha = 1,
+                          .wci = g->N, /* wo [n_o, N] read as wo^T */
                           .c_in = g->n_o, .mask = c->mask_c };
-    conv_image(&g->tot, c->wot, g->N, g->qvc, dO, NULL, NULL, dF, NULL, at);
+    conv_image(&g->tot, v->wo->value.data, 1, g->N, g->qvc, dO, NULL, NULL, dF, NULL, at);
     fxp__outer_args oa = { dO, b->Ft, d + c->woo, cs, g->ldn, g->N, (int)HW, g->n_o, g->N };
     fxp__tile_outer(&oa);
     for (int k = 0; k < g->n_o; k++) {
@@ -316,8 +326,9 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         a1.c_in = nl;
         if (c->recompute) {
             a1.relu = 1;
-            conv_image(&g->t1[l], c->w1p[l], nl, g->qvc, F, v->b1[l]->value.data, NULL, A, NULL,
-                       a1);
+            a1.wci = g->t1[l].co;
+            conv_image(&g->t1[l], c->w1p[l], nl, nl, g->qvc, F, v->b1[l]->value.data, NULL, A,
+                       NULL, a1);
             a1.relu = 0;
         } else {
             for (int k = 0; k < nl; k++) {
@@ -346,14 +357,17 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
                 fxp__tile_outer(&o3);
             }
         /* da = (w3^T * dg) [a > 0] on the grid, then compact */
-        conv_image(&g->t3t[l], c->w3t[l], nl, g->qvg, b->dGp, NULL, b->Ap + g->off, b->dAg, NULL,
-                   a3t);
+        a3t.wci = 9 * g->t3t[l].co;
+        conv_image(&g->t3t[l], c->w3t[l], 9 * g->G, nl, g->qvg, b->dGp, NULL, b->Ap + g->off,
+                   b->dAg, NULL, a3t);
         grid_to_compact(g, nl, b->dAg, b->dA, 0);
         if (cs != HW)
             for (int k = 0; k < nl; k++)
                 memset(b->dA + k * cs + HW, 0, (size_t)(cs - HW) * sizeof(float));
         /* dF[0:n_l] += w1^T da, dw1 += da F^T, db1 += sum da */
-        conv_image(&g->t1[l], c->w1t[l], nl, g->qvc, b->dA, NULL, NULL, NULL, dF, a1);
+        a1.wci = nl; /* w1 [n_l, n_l] read as w1^T */
+        conv_image(&g->t1[l], v->w1[l]->value.data, 1, nl, g->qvc, b->dA, NULL, NULL, NULL, dF,
+                   a1);
         fxp__outer_args o1 = { b->dA, b->Ft, d + c->w1o[l], cs, g->ldn, nl, (int)HW, nl, nl };
         fxp__tile_outer(&o1);
         for (int k = 0; k < nl; k++) {
@@ -461,16 +475,15 @@ static int call_init(fxp_ctx *ctx, dn_call *c, const fxp_var *x, const fxp__dens
     geom_init(g, x, v);
     c->v = v;
     g->t1 = fxp__scratch_alloc(ctx, (size_t)3 * D * sizeof(fxp__tile));
-    void **ptrs = fxp__scratch_alloc(ctx, (size_t)4 * D * sizeof(float *));
+    void **ptrs = fxp__scratch_alloc(ctx, (size_t)3 * D * sizeof(float *));
     int64_t *offs = fxp__scratch_alloc(ctx, (size_t)4 * D * sizeof(int64_t));
     if (!g->t1 || !ptrs || !offs) return FXP_ENOMEM;
     g->t3 = g->t1 + D;
     g->t3t = g->t1 + 2 * D;
     choose_tiles(g);
     c->w1p = (float **)ptrs;
-    c->w1t = c->w1p + D;
-    c->w3p = c->w1p + 2 * D;
-    c->w3t = c->w1p + 3 * D;
+    c->w3p = c->w1p + D;
+    c->w3t = c->w1p + 2 * D;
     c->w1o = offs;
     c->b1o = offs + D;
     c->w3o = offs + 2 * D;
@@ -485,17 +498,14 @@ static int call_init(fxp_ctx *ctx, dn_call *c, const fxp_var *x, const fxp__dens
         const int need1 = !backward || c->recompute, need3 = !backward;
         c->w1p[l] = need1 ? fxp__scratch_alloc(ctx, (size_t)s1 * sizeof(float)) : NULL;
         c->w3p[l] = need3 ? fxp__scratch_alloc(ctx, (size_t)s3 * sizeof(float)) : NULL;
-        c->w1t[l] = backward ? fxp__scratch_alloc(ctx, (size_t)s1 * sizeof(float)) : NULL;
         c->w3t[l] = backward ? fxp__scratch_alloc(ctx, (size_t)s3t * sizeof(float)) : NULL;
         if ((need1 && !c->w1p[l]) || (need3 && !c->w3p[l]) ||
-            (backward && (!c->w1t[l] || !c->w3t[l])))
+            (backward && !c->w3t[l]))
             return FXP_ENOMEM;
         if (need1) fxp__tile_pack(&g->t1[l], nl, nl, 1, v->w1[l]->value.data, 0, c->w1p[l]);
         if (need3) fxp__tile_pack(&g->t3[l], g->G, nl, 9, v->w3[l]->value.data, 0, c->w3p[l]);
-        if (backward) {
-            fxp__tile_pack(&g->t1[l], nl, nl, 1, v->w1[l]->value.data, 1, c->w1t[l]);
+        if (backward)
             fxp__tile_pack(&g->t3t[l], nl, g->G, 9, v->w3[l]->value.data, 1, c->w3t[l]);
-        }
         c->w1o[l] = wsz;
         c->b1o[l] = wsz += (int64_t)nl * nl;
         c->w3o[l] = wsz += nl;
@@ -509,15 +519,11 @@ static int call_init(fxp_ctx *ctx, dn_call *c, const fxp_var *x, const fxp__dens
     c->wop = needo ? fxp__scratch_alloc(ctx, (size_t)fxp__tile_packed_size(&g->to, g->n_o, g->N,
                                                                           1) * sizeof(float))
                    : NULL;
-    c->wot = backward ? fxp__scratch_alloc(ctx, (size_t)fxp__tile_packed_size(&g->tot, g->N, g->n_o,
-                                                                              1) * sizeof(float))
-                      : NULL;
     c->mask_c = fxp__scratch_alloc(ctx, (size_t)g->cs * sizeof(int32_t));
     c->mask_g = fxp__scratch_alloc(ctx, (size_t)g->ps * sizeof(int32_t));
-    if ((needo && !c->wop) || (backward && !c->wot) || !c->mask_c || !c->mask_g)
+    if ((needo && !c->wop) || !c->mask_c || !c->mask_g)
         return FXP_ENOMEM;
     if (needo) fxp__tile_pack(&g->to, g->n_o, g->N, 1, v->wo->value.data, 0, c->wop);
-    if (backward) fxp__tile_pack(&g->tot, g->N, g->n_o, 1, v->wo->value.data, 1, c->wot);
     for (int64_t q = 0; q < g->cs; q++) c->mask_c[q] = q < g->HW ? -1 : 0;
     for (int64_t q = 0; q < g->ps; q++) c->mask_g[q] = q < g->Q && q % g->WP < g->W ? -1 : 0;
     c->per_thread = layout_bufs(g, backward, NULL, NULL);
