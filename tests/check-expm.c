@@ -975,6 +975,45 @@ START_TEST(test_memory_terms_plus_two)
 }
 END_TEST
 
+
+/* Memory-saving backpropagation: the fused series keeps no terms on the tape
+ * and recomputes them; the gradients keep their bits. */
+START_TEST(test_conv_save_memory)
+{
+    fxp_ctx *ctx = test_ctx(2);
+    enum { N = 3, C = 4, H = 6, W = 5, NX = N * C * H * W };
+    float x[NX], k[C * C * 9], gx[2][NX], gk[2][C * C * 9];
+    size_t peak[2];
+    test_randn(x, NX, 260, 1);
+    test_randn(k, C * C * 9, 261, 0.2f);
+    int xs[4] = { N, C, H, W }, ks[4] = { C, C, 3, 3 };
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tk = fxp_tensor_wrap(k, 4, ks);
+    fxp_expm_opts o = fxp_expm_fixed(6);
+    for (int save = 0; save < 2; save++) {
+        fxp_tape *t;
+        fxp_var *vx, *vk, *y, *l;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        fxp_tape_set_save_memory(t, save);
+        ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
+        ck_assert_ok(fxp_tape_input(t, &vk, &tk, 1));
+        ck_assert_ok(fxp_expm_conv(t, &y, vx, vk, FXP_PAD_ZERO, 0, &o, NULL));
+        ck_assert_ok(fxp_square(t, &l, y));
+        ck_assert_ok(fxp_sum(t, &l, l, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+        peak[save] = fxp_tape_bytes_peak(t);
+        memcpy(gx[save], vx->grad, sizeof gx[save]);
+        memcpy(gk[save], vk->grad, sizeof gk[save]);
+        fxp_tape_free(t);
+    }
+    ck_assert_mem_eq(gx[0], gx[1], sizeof gx[0]);
+    ck_assert_mem_eq(gk[0], gk[1], sizeof gk[0]);
+    /* five saved terms of NX floats fewer */
+    ck_assert_msg(peak[0] - peak[1] >= 5 * NX * sizeof(float), "tape peaks %zu and %zu", peak[0],
+                  peak[1]);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- raw-buffer API -------------------------------------------------------------------- */
 
 START_TEST(test_raw_api_matches_and_aliases)
@@ -1132,6 +1171,7 @@ static Suite *expm_suite(void)
     tcase_add_test(tc, test_spectral_norm_estimate);
     tcase_add_test(tc, test_adaptive_terms);
     tcase_add_test(tc, test_memory_terms_plus_two);
+    tcase_add_test(tc, test_conv_save_memory);
     tcase_add_test(tc, test_raw_api_matches_and_aliases);
     tcase_add_test(tc, test_raw_api_errors);
     suite_add_tcase(s, tc);

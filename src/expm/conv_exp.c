@@ -113,8 +113,8 @@ static int expm_conv_fused(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kern
     const size_t bytes = (size_t)fxp_tensor_numel(&x->value) * sizeof(float);
     int rc = fxp_tape_var(t, &y, x->value.ndim, x->value.shape);
     if (rc < 0) return rc;
-    float **terms = NULL;
-    if (need && T > 1) {
+    float **terms = NULL; /* NULL: the backward recomputes them */
+    if (need && T > 1 && !fxp_tape_save_memory(t)) {
         if (!(terms = fxp_tape_alloc(t, (size_t)T * sizeof *terms))) return FXP_ENOMEM;
         terms[0] = x->value.data; /* read only */
         for (int i = 1; i < T; i++)
