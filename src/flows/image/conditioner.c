@@ -113,7 +113,7 @@ int fxp__densenet_apply(const fxp__densenet *d, fxp_tape *t, fxp_var *x, fxp_var
     FXP_TRY(fxp_tape_param(t, &v.wo, d->out.w));
     FXP_TRY(fxp_tape_param(t, &v.bo, d->out.b));
     v.growth = v.w3[0]->value.shape[0];
-    FXP_TRY(fxp__densenet_op(t, y, x, &v, 0));
+    FXP_TRY(fxp__densenet_op(t, y, x, &v, fxp_tape_save_memory(t)));
 out:
     return rc;
 }
