@@ -54,7 +54,8 @@ static int graph_set(void *cfg, const char *key, const char *value)
 int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
-    int batch = 0, steps = 5, threads = 0, json = 0, nodes = 9, seed = 0;
+    int batch = 0, steps = 5, threads = 0, json = 0, nodes = 9, seed = 0, save_memory = 0;
+    int samples = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
         { "model", ARG_STRING, &model, "NAME", "coupling | gnf | gnf-gce | flow-1x1 | ... | flow-convexp", 0, 0, NULL, 1, 0 },
@@ -64,6 +65,8 @@ int cmd_bench(int argc, char **argv)
         { "nodes", ARG_INT, &nodes, "N", "graph models: nodes per graph (default 9)", 2, 4096, NULL, 0, 0 },
         { "threads", ARG_INT, &threads, "T", "threads (default: all cores, or OMP_NUM_THREADS)", 1, 256, NULL, 0, 0 },
         { "seed", ARG_INT, &seed, "S", "seed (default 0)", 0, 2147483647, NULL, 0, 0 },
+        { "samples", ARG_INT, &samples, "N", "examples drawn by the timed sampling (default: --batch)", 1, 1e6, NULL, 0, 0 },
+        { "save-memory", ARG_FLAG, &save_memory, NULL, "memory-saving backpropagation (fxp_tape_set_save_memory)", 0, 0, NULL, 0, 0 },
         { "json", ARG_FLAG, &json, NULL, "print one JSON object", 0, 0, NULL, 0, 0 },
     };
     const int n_specs = (int)(sizeof specs / sizeof specs[0]);
@@ -104,6 +107,7 @@ int cmd_bench(int argc, char **argv)
         tool_error("bench", "%s", fxp_last_error());
         goto done;
     }
+    fxp_tape_set_save_memory(t, save_memory);
     fxp_rng rng;
     fxp_rng_seed(&rng, (uint64_t)seed + 3);
     fxp_params *ps;
@@ -149,6 +153,7 @@ int cmd_bench(int argc, char **argv)
         for (int64_t i = 0; i < fxp_tensor_numel(&x); i++) x.data[i] = (float)fxp_rng_below(&rng, 256);
         D = (double)cfg.channels * cfg.height * cfg.width * 0.69314718055994530942;
     }
+    if (!samples) samples = batch;
     fxp_optim_config oc;
     fxp_optim_config_default(&oc, is_graph ? FXP_OPTIM_ADAM : FXP_OPTIM_ADAMAX);
     if (fxp_optim_new(ctx, ps, &oc, &opt) < 0) {
@@ -190,7 +195,7 @@ int cmd_bench(int argc, char **argv)
     const double step_s = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
     const double step_faults =
         steps % 2 ? faults[steps / 2] : 0.5 * (faults[steps / 2 - 1] + faults[steps / 2]);
-    const double train_rss = peak_rss_mb();
+    const double train_rss = peak_rss_mb(), train_tape = (double)fxp_tape_bytes_peak(t);
     /* sampling: evaluation mode, no gradients */
     fxp_tape_reset(t);
     fxp_tape_set_grad_enabled(t, 0);
@@ -200,9 +205,9 @@ int cmd_bench(int argc, char **argv)
     if (is_graph) {
         fxp_flow_io io = { .adj = &adj };
         const int ev[2] = { nodes, x.shape[2] };
-        r = fxp_model_sample(gm.model, t, &io, batch, ev, 1.0f, &rng, &smp);
+        r = fxp_model_sample(gm.model, t, &io, samples, ev, 1.0f, &rng, &smp);
     } else {
-        r = fxp_image_model_sample(im.m, t, batch, 1.0f, &rng, &smp);
+        r = fxp_image_model_sample(im.m, t, samples, 1.0f, &rng, &smp);
     }
     const double sample_s = progress_now() - t0;
     if (r < 0) {
@@ -212,15 +217,17 @@ int cmd_bench(int argc, char **argv)
     const size_t params = fxp_params_size(ps, FXP_PARAM_TRAINABLE);
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %d, \"threads\": %d, \"steps\": %d, "
-               "\"train_step_s\": %.6g, \"train_step_min_s\": %.6g, \"sample_s\": %.6g, "
-               "\"peak_rss_mb\": %.1f, \"train_peak_rss_mb\": %.1f, \"params\": %zu, "
-               "\"tape_peak_mb\": %.1f, \"train_minor_faults\": %.0f}\n",
-               model, batch, fxp_ctx_threads(ctx), steps, step_s, times[0], sample_s, peak_rss_mb(),
-               train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0, step_faults);
+               "\"save_memory\": %d, \"train_step_s\": %.6g, \"train_step_min_s\": %.6g, "
+               "\"samples\": %d, \"sample_s\": %.6g, \"peak_rss_mb\": %.1f, "
+               "\"train_peak_rss_mb\": %.1f, \"params\": %zu, \"tape_peak_mb\": %.1f, "
+               "\"train_tape_peak_mb\": %.1f, \"train_minor_faults\": %.0f}\n",
+               model, batch, fxp_ctx_threads(ctx), steps, save_memory, step_s, times[0], samples,
+               sample_s, peak_rss_mb(), train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0,
+               train_tape / 1048576.0, step_faults);
     } else {
         printf("%s: batch %d, %d thread(s): training step %.4f s (median of %d, min %.4f); "
                "sampling %d: %.4f s; peak memory %.1f MB (tape %.1f MB); %zu parameters\n",
-               model, batch, fxp_ctx_threads(ctx), step_s, steps, times[0], batch, sample_s,
+               model, batch, fxp_ctx_threads(ctx), step_s, steps, times[0], samples, sample_s,
                peak_rss_mb(), fxp_tape_bytes_peak(t) / 1048576.0, params);
     }
     rc = 0;
