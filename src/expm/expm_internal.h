@@ -19,4 +19,16 @@ int fxp__check_finite_buf(fxp_ctx *ctx, const char *func, const char *what, cons
  * The series' elementwise pass, also the fallback of fused operators. */
 double fxp__expm_add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, float *term, float *y);
 
+/* Graph convolution exponential without gradients for one adjacency A [N, N]
+ * shared by the B graphs and F <= FXP_GRAPH_LANES_MAX_F features
+ * (graph_lanes.c): y = sum_{i=0..T} t_i, t_i = (sign / i) M t_{i-1},
+ * M X = X t0 + A X t1, sixteen graphs per SIMD vector.  complete != 0: A is
+ * c (J - I) (adj is not read).  y may alias x; nothing is written to y on
+ * error (FXP_ENUMERIC for NaN/Inf in x, naming its index, or a non-finite
+ * result; FXP_ENOMEM). */
+#define FXP_GRAPH_LANES_MAX_F 16
+int fxp__graph_series_lanes(fxp_ctx *ctx, const float *x, float *y, const float *adj,
+                            int complete, float c, const float *t0, const float *t1, int B,
+                            int N, int F, float sign, int T);
+
 #endif

@@ -597,30 +597,36 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
     if (terms < 1 || terms > 1000)
         return FXP_ERR(ctx, FXP_EINVAL, "terms = %d outside [1, 1000]", terms);
     const int64_t size = (int64_t)batch * nodes * features, fs = (int64_t)features * features;
+    const int lanes = features <= FXP_GRAPH_LANES_MAX_F; /* checks x itself */
     int rc;
-    if ((rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0 ||
+    if ((!lanes && (rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) < 0) ||
         (rc = fxp__check_finite_buf(ctx, __func__, "theta0", theta0, fs)) < 0 ||
         (rc = fxp__check_finite_buf(ctx, __func__, "theta1", theta1, fs)) < 0)
         return rc;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *ahat = fxp__scratch_alloc(ctx, (size_t)nodes * nodes * sizeof(float));
-    float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
-    if (!ahat || !tmp) {
+    float *tmp = lanes ? NULL : fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
+    if (!ahat || (!lanes && !tmp)) {
         fxp__scratch_restore(ctx, mark);
         return FXP_ENOMEM;
     }
     int shape[2] = { nodes, nodes };
     fxp_tensor a = fxp_tensor_wrap((float *)adj, 2, shape), ah = fxp_tensor_wrap(ahat, 2, shape);
     rc = fxp_graph_normalize(ctx, &a, &ah, NULL);
-    if (rc >= 0) {
+    if (rc >= 0 && lanes) { /* few features: sixteen graphs per vector, straight into y */
+        float c = 0;
+        const int complete = is_complete(ahat, nodes, 1, &c);
+        rc = fxp__graph_series_lanes(ctx, x, y, ahat, complete, c, theta0, theta1, batch, nodes,
+                                     features, inverse ? -1.0f : 1.0f, terms);
+    } else if (rc >= 0) {
         graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL, 0, 0 };
         g.complete = is_complete(ahat, nodes, 1, &g.c);
         fxp_linop op = { .self = &g, .size = size, .apply = graph_apply,
                          .apply_t = graph_apply_t, .apply_term = graph_apply_term };
         fxp_expm_opts o = fxp_expm_fixed(terms);
         rc = fxp_expm_linop_apply(ctx, &op, x, tmp, inverse, &o, NULL);
+        if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
     }
-    if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
     fxp__scratch_restore(ctx, mark);
     return rc;
 }
