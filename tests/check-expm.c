@@ -551,8 +551,10 @@ static void check_fused(fxp__conv_shape s, int T, float sign, int threads)
     fxp_ctx_free(ctx);
 }
 
-/* Odd shapes, kernels 1x1 to 5x5, 1 to 3 threads, batches that split over
- * images and (3 images, 2 threads; 1 image) over the tiles of one image. */
+/* Odd shapes, kernels 1x1 to 5x5, 1 to 3 threads; calls under 20 MFLOP run
+ * on one thread, the larger ones split images (4 x 24 x 12 x 12) or the
+ * tiles of one image (3 x 32 x 16 x 16 on 2 threads, 1 x 20 x 9 x 9 is
+ * under the threshold). */
 START_TEST(test_fused_series_vs_naive)
 {
     const struct { fxp__conv_shape s; int T; } cases[] = {
@@ -563,6 +565,7 @@ START_TEST(test_fused_series_vs_naive)
         { { 2, 4, 3, 3, 4, 1, 1, FXP_PAD_ZERO }, 6 },
         { { 3, 32, 16, 16, 32, 3, 3, FXP_PAD_ZERO }, 2 },
         { { 1, 20, 9, 9, 20, 3, 3, FXP_PAD_ZERO }, 4 },
+        { { 4, 24, 12, 12, 24, 3, 3, FXP_PAD_ZERO }, 6 }, /* threads split the images */
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
         for (int threads = 1; threads <= 3; threads++)

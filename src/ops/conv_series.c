@@ -205,15 +205,18 @@ static void fwd_image(const fwd_job *j, int n, float *P0, float *P1, float *Y, i
 }
 
 /* Threads to use and whether they split images (1) or the tiles of each
- * image (0): images when they divide evenly or are many, or when an
- * image's term is too small for a barrier per term to pay. */
-static int plan_threads(const fxp_ctx *ctx, const geom *g, int N, int *by_image)
+ * image (0): none for a call under about 20 MFLOP (a few tenths of a
+ * millisecond on one core: there a parallel region gains little and, on a
+ * loaded machine, can wait milliseconds for a descheduled worker); images
+ * when they divide evenly or are many, or when an image's term is too small
+ * for a barrier per term to pay. */
+static int plan_threads(const fxp_ctx *ctx, const geom *g, int N, int terms, int *by_image)
 {
     const int nt = ctx->n_threads;
-    *by_image = 1;
-    if (nt <= 1) return 1;
-    if (N % nt == 0 || N >= 4 * nt) return nt;
     const double flop = 2.0 * g->C * g->C * g->kh * g->kw * g->Q; /* one term, one image */
+    *by_image = 1;
+    if (nt <= 1 || flop * N * terms < 2e7) return 1;
+    if (N % nt == 0 || N >= 4 * nt) return nt;
     if (flop < 4e6) return N >= nt ? nt : FXP_MAX(1, N);
     *by_image = 0;
     return nt;
@@ -230,7 +233,7 @@ int fxp__conv_series_forward(fxp_ctx *ctx, const fxp__conv_shape *s, const float
     const int N = s->n, taps = s->kh * s->kw;
     const int64_t ntl = (int64_t)g.nco * g.nq;
     int by_image;
-    const int nt = plan_threads(ctx, &g, N, &by_image);
+    const int nt = plan_threads(ctx, &g, N, terms, &by_image);
     const int sets = by_image ? nt : 1;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *wpk = fxp__scratch_alloc(ctx, (size_t)ntl / g.nq * g.C * taps * g.co * sizeof(float));
@@ -368,7 +371,7 @@ int fxp__conv_series_backward(fxp_ctx *ctx, const fxp__conv_shape *s, const floa
     const int N = s->n, taps = s->kh * s->kw;
     const int64_t ws = (int64_t)ge.C * ge.C * taps;
     int by_image;
-    const int nt = plan_threads(ctx, &ge, N, &by_image);
+    const int nt = plan_threads(ctx, &ge, N, 3 * terms, &by_image);
     const int sets = by_image ? nt : 1;
     const int64_t per = bwd_buffers(terms) * ge.img;
     fxp__arena_mark mark = fxp__scratch_save(ctx);
