@@ -436,9 +436,11 @@ static int densenet_params(fxp_tape *t, int n_in, int depth, int growth, int n_o
 {
     int k = 0, n = n_in;
     for (int l = 0; l < depth; l++, n += growth) {
-        int s1[4] = { n, n, 1, 1 }, sb1[1] = { n }, s3[4] = { growth, n, 3, 3 }, sb3[1] = { growth };
+        int s1[4] = { n, n, 1, 1 }, sb1[1] = { n }, s3[4] = { growth, n, 3, 3 };
+        int sb3[1] = { growth };
         fxp_tensor t1 = fxp_tensor_wrap(vals[k], 4, s1), tb1 = fxp_tensor_wrap(vals[k + 1], 1, sb1);
-        fxp_tensor t3 = fxp_tensor_wrap(vals[k + 2], 4, s3), tb3 = fxp_tensor_wrap(vals[k + 3], 1, sb3);
+        fxp_tensor t3 = fxp_tensor_wrap(vals[k + 2], 4, s3);
+        fxp_tensor tb3 = fxp_tensor_wrap(vals[k + 3], 1, sb3);
         ck_assert_ok(fxp_tape_input(t, &w1[l], &t1, 1));
         ck_assert_ok(fxp_tape_input(t, &b1[l], &tb1, 1));
         ck_assert_ok(fxp_tape_input(t, &w3[l], &t3, 1));
@@ -589,7 +591,8 @@ START_TEST(test_densenet_errors)
     fxp_ctx *ctx = test_ctx(1);
     fxp_tape *t;
     ck_assert_ok(fxp_tape_new(ctx, &t));
-    float x[2 * 3 * 4 * 4] = { 0 }, w1[9] = { 0 }, b1[3] = { 0 }, w3[2 * 3 * 9] = { 0 }, b3[2] = { 0 };
+    float x[2 * 3 * 4 * 4] = { 0 }, w1[9] = { 0 }, b1[3] = { 0 }, w3[2 * 3 * 9] = { 0 };
+    float b3[2] = { 0 };
     float wo[3 * 5] = { 0 }, bo[3] = { 0 };
     int xs[4] = { 2, 3, 4, 4 }, s1[4] = { 3, 3, 1, 1 }, sb1[1] = { 3 }, s3[4] = { 2, 3, 3, 3 };
     int sb3[1] = { 2 }, so[4] = { 3, 5, 1, 1 }, sbo[1] = { 3 }, bad[4] = { 2, 2, 3, 3 };

@@ -418,9 +418,9 @@ static void naive_conv_d(const fxp__conv_shape *s, const double *in, const float
                             for (int b = 0; b < kw; b++) {
                                 const int rr = r + a - ph, cc = c + b - pw;
                                 if (rr < 0 || rr >= H || cc < 0 || cc >= W) continue;
-                                const float w = transposed
-                                                    ? k[((i * C + o) * kh + kh - 1 - a) * kw + kw - 1 - b]
-                                                    : k[((o * C + i) * kh + a) * kw + b];
+                                const float w =
+                                    transposed ? k[((i * C + o) * kh + kh - 1 - a) * kw + kw - 1 - b]
+                                               : k[((o * C + i) * kh + a) * kw + b];
                                 acc += w * in[(((size_t)n * C + i) * H + rr) * W + cc];
                             }
                     out[(((size_t)n * C + o) * H + r) * W + c] = acc;
@@ -521,10 +521,12 @@ static void check_fused(fxp__conv_shape s, int T, float sign, int threads)
                                                ddk));
         for (size_t i = 0; i < n; i++) ddx[i] -= 0.5f;
         for (size_t i = 0; i < nk; i++) ddk[i] += 0.25f;
-        ck_assert_msg(rel_err_fd(ddx, dxr, n) < 1e-5, "dx mode %d %dx%dx%dx%d k%dx%d T=%d thr %d: %g",
-                      mode, s.n, s.c_in, s.h, s.w, s.kh, s.kw, T, threads, rel_err_fd(ddx, dxr, n));
-        ck_assert_msg(rel_err_fd(ddk, dkr, nk) < 1e-5, "dk mode %d %dx%dx%dx%d k%dx%d T=%d thr %d: %g",
-                      mode, s.n, s.c_in, s.h, s.w, s.kh, s.kw, T, threads, rel_err_fd(ddk, dkr, nk));
+        ck_assert_msg(rel_err_fd(ddx, dxr, n) < 1e-5,
+                      "dx mode %d %dx%dx%dx%d k%dx%d T=%d thr %d: %g", mode, s.n, s.c_in, s.h,
+                      s.w, s.kh, s.kw, T, threads, rel_err_fd(ddx, dxr, n));
+        ck_assert_msg(rel_err_fd(ddk, dkr, nk) < 1e-5,
+                      "dk mode %d %dx%dx%dx%d k%dx%d T=%d thr %d: %g", mode, s.n, s.c_in, s.h,
+                      s.w, s.kh, s.kw, T, threads, rel_err_fd(ddk, dkr, nk));
     }
     /* only one of the two gradients */
     memset(dx2, 0, n * 4);

@@ -105,8 +105,8 @@ static void pad_in(const geom *g, const float *x, float *buf, int c0, int c1)
 {
     for (int c = c0; c < c1; c++)
         for (int r = 0; r < g->H; r++)
-            memcpy(buf + c * g->ps + g->off + (int64_t)r * g->WP, x + ((int64_t)c * g->H + r) * g->W,
-                   (size_t)g->W * sizeof(float));
+            memcpy(buf + c * g->ps + g->off + (int64_t)r * g->WP,
+                   x + ((int64_t)c * g->H + r) * g->W, (size_t)g->W * sizeof(float));
 }
 
 /* The interior of channels [c0, c1) out to an [C, H, W] image (add: +=). */

@@ -30,7 +30,6 @@
 
 #define VL FXP_VL
 
-
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 /* Shapes, layouts and tile choices of one call. */
@@ -44,9 +43,9 @@ typedef struct dn_geom {
     fxp__tile to, tot;   /* output 1x1 and its transpose */
 } dn_geom;
 
-/* The cheapest tile; for compact layouts one whose vectors divide the
- * positions when there is one that costs at most 10 % more, so that cs can
- * be H W and the tape's images are used in place. */
+/* The cheapest tile (fxp__tile_choose); for compact layouts, if its span
+ * does not divide the positions, the best tile for the widest span that
+ * does (so that cs can be H W and the tape's images are used in place). */
 static fxp__tile choose(int c_out, int qv, int compact)
 {
     fxp__tile best = fxp__tile_choose(c_out, qv);
@@ -101,6 +100,22 @@ static void grid_to_compact(const dn_geom *g, int c, const float *src, float *ds
             else
                 copy_row(d, s, g->W);
         }
+}
+
+/* sum_i r[i], i < n: sixteen float partial sums (a single running sum waits
+ * on the add latency), added pairwise in double. */
+static double row_sum(const float *r, int64_t n)
+{
+    float part[16] = { 0 };
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int l = 0; l < 16; l++) part[l] += r[i + l];
+    for (; i < n; i++) part[i % 16] += r[i];
+    double d[16];
+    for (int l = 0; l < 16; l++) d[l] = part[l];
+    for (int h = 8; h >= 1; h /= 2)
+        for (int l = 0; l < h; l++) d[l] += d[l + h];
+    return d[0];
 }
 
 /* dst[p ld + k] = src[k sstride + p] for k < c, p < np (to channel-last). */
@@ -173,7 +188,10 @@ typedef struct dn_call {
     int recompute;
 } dn_call;
 
-static float sigmoidf(float v) { return v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v)); }
+static float sigmoidf(float v)
+{
+    return v >= 0 ? 1.0f / (1.0f + expf(-v)) : expf(v) / (1.0f + expf(v));
+}
 
 /* Per-thread scratch (floats), in order: F, A (compact), Ap (padded), Gg
  * (grid), O (compact); backward adds dF, dA (compact), dGp (padded), dAg
@@ -239,8 +257,8 @@ static void forward_image(const dn_call *c, int n, const dn_bufs *b)
         compact_to_padded(g, nl, A, NULL, b->Ap);
         a3.c_in = nl;
         a3.wci = 9 * g->t3[l].co;
-        conv_image(&g->t3[l], c->w3p[l], 9 * nl, g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL, b->Gg,
-                   NULL, a3);
+        conv_image(&g->t3[l], c->w3p[l], 9 * nl, g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL,
+                   b->Gg, NULL, a3);
         grid_to_compact(g, g->G, b->Gg, F + nl * g->cs, 0);
     }
     fxp__tile_args ao = { .ips = g->cs, .ops = g->cs, .WP = g->W, .kh = 1, .kw = 1,
@@ -311,9 +329,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
     fxp__outer_args oa = { dO, b->Ft, d + c->woo, cs, g->ldn, g->N, (int)HW, g->n_o, g->N };
     fxp__tile_outer(&oa);
     for (int k = 0; k < g->n_o; k++) {
-        double s = 0;
-        for (int64_t p = 0; p < HW; p++) s += dO[k * cs + p];
-        d[c->boo + k] += (float)s;
+        d[c->boo + k] += (float)row_sum(dO + k * cs, HW);
     }
     fxp__tile_args a1 = { .ips = cs, .ops = cs, .WP = g->W, .kh = 1, .kw = 1, .alpha = 1,
                           .mask = c->mask_c };
@@ -332,7 +348,8 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
             a1.relu = 0;
         } else {
             for (int k = 0; k < nl; k++) {
-                memcpy(A + k * cs, c->A[l] + ((int64_t)n * nl + k) * HW, (size_t)HW * sizeof(float));
+                memcpy(A + k * cs, c->A[l] + ((int64_t)n * nl + k) * HW,
+                       (size_t)HW * sizeof(float));
                 memset(A + k * cs + HW, 0, (size_t)(cs - HW) * sizeof(float));
             }
         }
@@ -343,9 +360,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         float *db3 = d + c->b3o[l];
         for (int k = 0; k < g->G; k++) {
             const float *r = b->dGp + k * g->ps + g->off;
-            double s = 0;
-            for (int64_t q = 0; q < g->Q; q++) s += r[q]; /* zero at the padding columns */
-            db3[k] += (float)s;
+            db3[k] += (float)row_sum(r, g->Q); /* zero at the padding columns */
         }
         /* dw3 += dg (x) a per tap (a channel-last, padded) */
         to_channel_last(nl, (int64_t)g->HP * g->WP, b->Ap, g->ps, b->At, g->ldn);
@@ -371,9 +386,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         fxp__outer_args o1 = { b->dA, b->Ft, d + c->w1o[l], cs, g->ldn, nl, (int)HW, nl, nl };
         fxp__tile_outer(&o1);
         for (int k = 0; k < nl; k++) {
-            double s = 0;
-            for (int64_t p = 0; p < HW; p++) s += b->dA[k * cs + p];
-            d[c->b1o[l] + k] += (float)s;
+            d[c->b1o[l] + k] += (float)row_sum(b->dA + k * cs, HW);
         }
     }
     if (c->dx) {
@@ -412,9 +425,9 @@ static int check_shapes(fxp_ctx *ctx, const fxp_var *x, const fxp__densenet_vars
         }
     }
     const fxp_var *wo = v->wo, *bo = v->bo;
-    if (!wo || !bo || wo->value.ndim != 4 || wo->value.shape[1] != n || wo->value.shape[2] != 1 ||
-        wo->value.shape[3] != 1 || bo->value.ndim != 1 || bo->value.shape[0] != wo->value.shape[0] ||
-        (v->gated && wo->value.shape[0] % 3))
+    if (!wo || !bo || wo->value.ndim != 4 || wo->value.shape[1] != n ||
+        wo->value.shape[2] != 1 || wo->value.shape[3] != 1 || bo->value.ndim != 1 ||
+        bo->value.shape[0] != wo->value.shape[0] || (v->gated && wo->value.shape[0] % 3))
         return FXP_ERR(ctx, FXP_ESHAPE,
                        "DenseNet output: weight %s and bias %s must be [n_o, %d, 1, 1] and [n_o]%s",
                        wo ? fxp_tensor_shape_str(&wo->value, s1, sizeof s1) : "NULL",

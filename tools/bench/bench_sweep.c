@@ -55,14 +55,16 @@ static void die(const char *what)
 static void conv_fwd(void *p)
 {
     conv_case *c = p;
-    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 6, 0) < 0)
+    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 6,
+                         0) < 0)
         die("conv fwd");
 }
 
 static void conv_inv(void *p)
 {
     conv_case *c = p;
-    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 13, 1) < 0)
+    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 13,
+                         1) < 0)
         die("conv inverse");
 }
 
@@ -94,7 +96,8 @@ typedef struct graph_case {
 static void graph_fwd(void *p)
 {
     graph_case *g = p;
-    if (fxp_graph_conv_exp_ctx(g->ctx, g->x, g->y, g->adj, g->t0, g->t1, g->b, g->n, g->f, 6, 0) < 0)
+    if (fxp_graph_conv_exp_ctx(g->ctx, g->x, g->y, g->adj, g->t0, g->t1, g->b, g->n, g->f, 6,
+                               0) < 0)
         die("graph fwd");
 }
 
@@ -151,7 +154,8 @@ static void run_conv(fxp_ctx *ctx, int threads, const char *group, double min_ti
             if (!fwd && !inv && !fb && !do_raw) continue;
             conv_case cc = { ctx, NULL, { 0 }, { 0 }, NULL, b, c, h };
             const int xs[4] = { b, c, h, h }, ks[4] = { c, c, 3, 3 };
-            if (fxp_tensor_alloc(NULL, &cc.x, 4, xs) < 0 || fxp_tensor_alloc(NULL, &cc.k, 4, ks) < 0 ||
+            if (fxp_tensor_alloc(NULL, &cc.x, 4, xs) < 0 ||
+                fxp_tensor_alloc(NULL, &cc.k, 4, ks) < 0 ||
                 !(cc.y = malloc((size_t)fxp_tensor_numel(&cc.x) * sizeof(float))) ||
                 fxp_tape_new(ctx, &cc.tape) < 0)
                 die("conv setup");
@@ -246,7 +250,8 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--group") && i + 1 < argc) {
             group = argv[++i];
             if (strcmp(group, "conv-fwd") && strcmp(group, "conv-inv") &&
-                strcmp(group, "conv-fwdbwd") && strcmp(group, "graph-fwd") && strcmp(group, "raw")) {
+                strcmp(group, "conv-fwdbwd") && strcmp(group, "graph-fwd") &&
+                strcmp(group, "raw")) {
                 fprintf(stderr, "bench_sweep: unknown group %s (conv-fwd, conv-inv, conv-fwdbwd, "
                         "graph-fwd, raw)\n", group);
                 return 2;
