@@ -136,7 +136,7 @@ static void to_channel_last(int c, int64_t np, const float *src, int64_t sstride
  * tile), each over all input channels.  The weights of output channel co
  * start at w + co wco (packed: wco = c_in kh kw, a.wci = kh kw t->co; a
  * 1x1 map's weight matrix read as its transpose: wco = 1, a.wci = its row
- * stride).  x at the
+ * stride, and wtail, c_in t->co floats, for a copy of the last tile).  x at the
  * input grid origin (plane stride ips), outputs at the output grid origin
  * (plane stride ops); a holds the per-call fields.  Either out (= the
  * result) or acc (+= the result) is given.  (Blocking the input channels so
@@ -144,15 +144,26 @@ static void to_channel_last(int c, int64_t np, const float *src, int64_t sstride
  * well enough, and every block adds an epilogue.) */
 static void conv_image(const fxp__tile *t, const float *w, int64_t wco, int c_out, int qv,
                        const float *x, const float *bias, const float *gate, float *out,
-                       float *acc, fxp__tile_args a)
+                       float *acc, float *wtail, fxp__tile_args a)
 {
     const int nq = (qv + t->nv - 1) / t->nv;
-    const int64_t span = (int64_t)t->nv * VL;
+    const int64_t span = (int64_t)t->nv * VL, wci = a.wci;
     const int32_t *mask = a.mask;
     for (int co0 = 0; co0 < c_out; co0 += t->co) {
         a.w = w + co0 * wco;
+        a.wci = wci;
         a.bias = bias ? bias + co0 : NULL;
         a.nb = FXP_MIN(t->co, c_out - co0);
+        if (wtail && a.nb < t->co) {
+            /* a matrix read in place (wtail given): the tile reads t->co weights per
+             * input channel, past the end of the last row here; a zero-padded copy of
+             * this tile's */
+            for (int ci = 0; ci < a.c_in; ci++)
+                for (int o = 0; o < t->co; o++)
+                    wtail[ci * t->co + o] = o < a.nb ? a.w[ci * wci + o] : 0.0f;
+            a.w = wtail;
+            a.wci = t->co;
+        }
         const int64_t oo = co0 * a.ops;
         for (int q = 0; q < nq; q++) {
             const int64_t q0 = q * span;
@@ -195,9 +206,10 @@ static float sigmoidf(float v)
 
 /* Per-thread scratch (floats), in order: F, A (compact), Ap (padded), Gg
  * (grid), O (compact); backward adds dF, dA (compact), dGp (padded), dAg
- * (grid), Ft, At (channel-last). */
+ * (grid), Ft, At (channel-last) and Wt (the last tile of a weight matrix read
+ * in place).  With base == NULL only the total is computed. */
 typedef struct dn_bufs {
-    float *F, *A, *Ap, *Gg, *O, *dF, *dA, *dGp, *dAg, *Ft, *At;
+    float *F, *A, *Ap, *Gg, *O, *dF, *dA, *dGp, *dAg, *Ft, *At, *Wt;
 } dn_bufs;
 
 static int64_t layout_bufs(const dn_geom *g, int backward, float *base, dn_bufs *b)
@@ -205,18 +217,21 @@ static int64_t layout_bufs(const dn_geom *g, int backward, float *base, dn_bufs 
     const int nmax = g->n_in + (g->D - 1) * g->G;
     const int64_t pimg = g->lead + (int64_t)nmax * g->ps + 3 * g->WP + 4 * VL; /* + read slack */
     const int64_t gimg = g->lead + (int64_t)nmax * g->ps + VL;
-    const int64_t sizes[11] = {
+    const int64_t sizes[12] = {
         (int64_t)g->N * g->cs, (int64_t)nmax * g->cs, pimg, round_up(gimg, VL),
         (int64_t)g->n_o * g->cs,
         backward ? (int64_t)g->N * g->cs : 0, backward ? (int64_t)nmax * g->cs : 0,
         backward ? round_up(g->lead + (int64_t)g->G * g->ps + 3 * g->WP + 4 * VL, VL) : 0,
         backward ? round_up(gimg, VL) : 0,
         backward ? (int64_t)g->cs * g->ldn + 4 * VL : 0,
-        backward ? (int64_t)(g->HP * g->WP + 3 * g->WP + VL) * g->ldn + 4 * VL : 0 };
-    float **dst[11] = { &b->F, &b->A, &b->Ap, &b->Gg, &b->O, &b->dF, &b->dA, &b->dGp, &b->dAg,
-                        &b->Ft, &b->At };
+        backward ? (int64_t)(g->HP * g->WP + 3 * g->WP + VL) * g->ldn + 4 * VL : 0,
+        backward ? (int64_t)FXP_MAX(g->N, g->n_o) * 8 : 0 };
+    dn_bufs unused;
+    if (!b) b = &unused;
+    float **dst[12] = { &b->F, &b->A, &b->Ap, &b->Gg, &b->O, &b->dF, &b->dA, &b->dGp, &b->dAg,
+                        &b->Ft, &b->At, &b->Wt };
     int64_t at = 0;
-    for (int i = 0; i < 11; i++) {
+    for (int i = 0; i < 12; i++) {
         /* padded and grid buffers start at lead so that grid origins are aligned */
         const int lead = i == 2 || i == 3 || i == 7 || i == 8;
         if (base) *dst[i] = base + at + (lead ? g->lead : 0);
@@ -249,7 +264,7 @@ static void forward_image(const dn_call *c, int n, const dn_bufs *b)
         a1.c_in = nl;
         a1.wci = g->t1[l].co;
         conv_image(&g->t1[l], c->w1p[l], nl, nl, g->qvc, F, v->b1[l]->value.data, NULL, A, NULL,
-                   a1);
+                   NULL, a1);
         if (c->A && !c->recompute && g->cs != HW)
             for (int k = 0; k < nl; k++)
                 memcpy(c->A[l] + ((int64_t)n * nl + k) * HW, A + k * g->cs,
@@ -258,13 +273,14 @@ static void forward_image(const dn_call *c, int n, const dn_bufs *b)
         a3.c_in = nl;
         a3.wci = 9 * g->t3[l].co;
         conv_image(&g->t3[l], c->w3p[l], 9 * nl, g->G, g->qvg, b->Ap, v->b3[l]->value.data, NULL,
-                   b->Gg, NULL, a3);
+                   b->Gg, NULL, NULL, a3);
         grid_to_compact(g, g->G, b->Gg, F + nl * g->cs, 0);
     }
     fxp__tile_args ao = { .ips = g->cs, .ops = g->cs, .WP = g->W, .kh = 1, .kw = 1,
                           .wci = g->to.co,
                           .alpha = 1, .c_in = g->N, .mask = c->mask_c };
-    conv_image(&g->to, c->wop, g->N, g->n_o, g->qvc, F, v->bo->value.data, NULL, b->O, NULL, ao);
+    conv_image(&g->to, c->wop, g->N, g->n_o, g->qvc, F, v->bo->value.data, NULL, b->O, NULL, NULL,
+               ao);
     float *y = c->y + (int64_t)n * g->n_out * HW;
     for (int k = 0; k < g->n_out; k++) {
         const float *oa = b->O + k * g->cs;
@@ -304,7 +320,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
                               .wci = g->to.co,
                               .c_in = g->N, .mask = c->mask_c };
         conv_image(&g->to, c->wop, g->N, g->n_o, g->qvc, F, v->bo->value.data, NULL, dO, NULL,
-                   ao);
+                   NULL, ao);
         for (int k = 0; k < g->n_out; k++) {
             float *oa = dO + k * cs, *ob = oa + g->n_out * cs, *oc = oa + 2 * g->n_out * cs;
             for (int64_t p = 0; p < HW; p++) {
@@ -325,7 +341,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
     fxp__tile_args at = { .ips = cs, .ops = cs, .WP = g->W, .kh = 1, .kw = 1, .alpha = 1,
                           .wci = g->N, /* wo [n_o, N] read as wo^T */
                           .c_in = g->n_o, .mask = c->mask_c };
-    conv_image(&g->tot, v->wo->value.data, 1, g->N, g->qvc, dO, NULL, NULL, dF, NULL, at);
+    conv_image(&g->tot, v->wo->value.data, 1, g->N, g->qvc, dO, NULL, NULL, dF, NULL, b->Wt, at);
     fxp__outer_args oa = { dO, b->Ft, d + c->woo, cs, g->ldn, g->N, (int)HW, g->n_o, g->N };
     fxp__tile_outer(&oa);
     for (int k = 0; k < g->n_o; k++) {
@@ -344,7 +360,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
             a1.relu = 1;
             a1.wci = g->t1[l].co;
             conv_image(&g->t1[l], c->w1p[l], nl, nl, g->qvc, F, v->b1[l]->value.data, NULL, A,
-                       NULL, a1);
+                       NULL, NULL, a1);
             a1.relu = 0;
         } else {
             for (int k = 0; k < nl; k++) {
@@ -374,7 +390,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         /* da = (w3^T * dg) [a > 0] on the grid, then compact */
         a3t.wci = 9 * g->t3t[l].co;
         conv_image(&g->t3t[l], c->w3t[l], 9 * g->G, nl, g->qvg, b->dGp, NULL, b->Ap + g->off,
-                   b->dAg, NULL, a3t);
+                   b->dAg, NULL, NULL, a3t);
         grid_to_compact(g, nl, b->dAg, b->dA, 0);
         if (cs != HW)
             for (int k = 0; k < nl; k++)
@@ -382,7 +398,7 @@ static void backward_image(const dn_call *c, int n, const dn_bufs *b, float *d)
         /* dF[0:n_l] += w1^T da, dw1 += da F^T, db1 += sum da */
         a1.wci = nl; /* w1 [n_l, n_l] read as w1^T */
         conv_image(&g->t1[l], v->w1[l]->value.data, 1, nl, g->qvc, b->dA, NULL, NULL, NULL, dF,
-                   a1);
+                   b->Wt, a1);
         fxp__outer_args o1 = { b->dA, b->Ft, d + c->w1o[l], cs, g->ldn, nl, (int)HW, nl, nl };
         fxp__tile_outer(&o1);
         for (int k = 0; k < nl; k++) {
