@@ -6,6 +6,7 @@
 #include "testutil.h"
 
 #include "expm_util.h"
+#include "expm/expm_internal.h"
 #include "ops/conv_series.h"
 #include "ops/conv_tiles.h"
 
@@ -1124,7 +1125,21 @@ START_TEST(test_graph_lanes_vs_tape)
                 ck_assert_ok(fxp_tape_input(t, &v0, &tt0, 0));
                 ck_assert_ok(fxp_tape_input(t, &v1, &tt1, 0));
                 fxp_expm_opts o = fxp_expm_fixed(cases[c].t);
-                ck_assert_ok(fxp_expm_graph(t, &vy, vx, &tah, v0, v1, inverse, &o, NULL));
+                fxp_expm_info info;
+                ck_assert_ok(fxp_expm_graph(t, &vy, vx, &tah, v0, v1, inverse, &o, &info));
+                /* the kernel's norms for a convergence check: ||x|| and ||t_T|| */
+                if (F <= FXP_GRAPH_LANES_MAX_F) {
+                    double norms[2], xss = 0;
+                    float *y2 = malloc(nx * 4);
+                    ck_assert_ok(fxp__graph_series_lanes(ctx, x, y2, ah, !kind, ah[1], t0, t1, B,
+                                                         N, F, inverse ? -1.0f : 1.0f,
+                                                         cases[c].t, norms));
+                    for (size_t i = 0; i < nx; i++) xss += (double)x[i] * x[i];
+                    ck_assert_double_eq_tol(norms[0], sqrt(xss), 1e-6 * sqrt(xss));
+                    ck_assert_double_eq_tol(norms[1], info.last_norm,
+                                            1e-4 * info.last_norm + 1e-30);
+                    free(y2);
+                }
                 ck_assert_msg(test_rel_err(y, vy->value.data, nx) < 2e-6,
                               "B%d N%d F%d T%d kind %d inverse %d threads %d: %g", B, N, F,
                               cases[c].t, kind, inverse, cases[c].threads,

@@ -617,7 +617,7 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
         float c = 0;
         const int complete = is_complete(ahat, nodes, 1, &c);
         rc = fxp__graph_series_lanes(ctx, x, y, ahat, complete, c, theta0, theta1, batch, nodes,
-                                     features, inverse ? -1.0f : 1.0f, terms);
+                                     features, inverse ? -1.0f : 1.0f, terms, NULL);
     } else if (rc >= 0) {
         graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL, 0, 0 };
         g.complete = is_complete(ahat, nodes, 1, &g.c);

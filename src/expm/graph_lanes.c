@@ -121,8 +121,11 @@ FXP_CLONES FXP_CONTRACT static void group_series(int N, int F, const float *A, i
 
 int fxp__graph_series_lanes(fxp_ctx *ctx, const float *x, float *y, const float *adj,
                             int complete, float c, const float *t0, const float *t1, int B,
-                            int N, int F, float sign, int T)
+                            int N, int F, float sign, int T, double *norms)
 {
+    if (F < 1 || F > FXP_GRAPH_LANES_MAX_F)
+        return fxp__err(ctx, FXP_EINVAL, "fxp_graph_conv_exp", "%d features (lanes: 1 to %d)", F,
+                        FXP_GRAPH_LANES_MAX_F);
     const int NF = N * F, groups = (B + LANES - 1) / LANES;
     const int64_t size = (int64_t)B * NF;
     float P[FXP_GRAPH_LANES_MAX_F * FXP_GRAPH_LANES_MAX_F];
@@ -138,7 +141,8 @@ int fxp__graph_series_lanes(fxp_ctx *ctx, const float *x, float *y, const float 
     v16 *ws = fxp__scratch_alloc(ctx, (size_t)nt * 4 * NF * sizeof(v16));
     float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
     int *bad = fxp__scratch_alloc(ctx, (size_t)groups * sizeof(int));
-    if (!ws || !tmp || !bad) {
+    double *gss = fxp__scratch_alloc(ctx, (size_t)2 * groups * sizeof(double));
+    if (!ws || !tmp || !bad || !gss) {
         fxp__scratch_restore(ctx, mark);
         return FXP_ENOMEM;
     }
@@ -148,27 +152,42 @@ int fxp__graph_series_lanes(fxp_ctx *ctx, const float *x, float *y, const float 
             v16 *Z = X + NF, *W = Z + NF, *acc = W + NF;
             const int b0 = g * LANES, nb = FXP_MIN(LANES, B - b0);
             int nonfinite = 0;
+            double xss = 0, tss = 0;
             for (int e = 0; e < NF; e++) { /* into the lanes, checking x on the way */
                 float lane[LANES] = { 0 };
                 for (int l = 0; l < nb; l++) {
                     lane[l] = x[(int64_t)(b0 + l) * NF + e];
                     nonfinite |= !(fabsf(lane[l]) <= 3.40282347e38f);
+                    xss += (double)lane[l] * lane[l];
                 }
                 memcpy(&X[e], lane, sizeof lane);
             }
             group_series(N, F, adj, complete, P, Q, sign, T, X, Z, W, acc);
-            for (int e = 0; e < NF; e++) { /* out of the lanes */
-                float lane[LANES];
+            for (int e = 0; e < NF; e++) { /* out of the lanes; X holds the last term */
+                float lane[LANES], last[LANES];
                 memcpy(lane, &acc[e], sizeof lane);
+                memcpy(last, &X[e], sizeof last);
                 for (int l = 0; l < nb; l++) {
                     tmp[(int64_t)(b0 + l) * NF + e] = lane[l];
                     nonfinite |= !(fabsf(lane[l]) <= 3.40282347e38f) << 1;
+                    tss += (double)last[l] * last[l];
                 }
             }
             bad[g] = nonfinite;
+            gss[2 * g] = xss;
+            gss[2 * g + 1] = tss;
         });
     int any = 0;
-    for (int g = 0; g < groups; g++) any |= bad[g];
+    double xs = 0, ts = 0;
+    for (int g = 0; g < groups; g++) { /* group order: fixed whatever the threads */
+        any |= bad[g];
+        xs += gss[2 * g];
+        ts += gss[2 * g + 1];
+    }
+    if (norms) {
+        norms[0] = sqrt(xs);
+        norms[1] = sqrt(ts);
+    }
     int rc = FXP_OK;
     if (any & 1)
         rc = fxp__check_finite_buf(ctx, "fxp_graph_conv_exp", "x", x, size);

@@ -39,9 +39,17 @@ def loadavg():
         return float(fh.read().split()[0])
 
 
+def sample_option(exe):
+    """`flowexp bench`'s option for the sampling size: --samples (this branch) or --sample
+    (later versions, which sample in chunks; --sample-chunk N sets the chunk)."""
+    out = subprocess.run([exe, "bench", "--help"], capture_output=True, text=True).stdout
+    return "--samples" if "--samples" in out else "--sample"
+
+
 def run_ours(exe, a, save_memory):
     cmd = [exe, "bench", "--model", "flow-convexp", "--batch", str(a.batch), "--steps",
-           str(a.steps), "--threads", str(a.threads), "--samples", str(a.samples), "--json"]
+           str(a.steps), "--threads", str(a.threads), sample_option(exe), str(a.samples),
+           "--json"]
     if save_memory:
         cmd.append("--save-memory")
     print("$", " ".join(cmd), flush=True)
