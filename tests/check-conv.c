@@ -3,6 +3,8 @@
 #include "testutil.h"
 
 #include "ops/conv2d.h"
+#include "ops/conv_tiles.h"
+#include "ops/densenet.h"
 
 /* Naive transposed convolution and weight gradient, straight from the
  * forward's definition y[n,o,i,j] = sum w[o,c,a,b] x[n,c,i+a-pa,j+b-pb]. */
@@ -397,6 +399,235 @@ START_TEST(test_errors)
 }
 END_TEST
 
+
+/* ---- the fused DenseNet (ops/densenet.c) against the same network of single ops ---- */
+
+/* y = the DenseNet of densenet.h from fxp_conv2d, fxp_relu, fxp_concat, fxp_split, ... */
+static void densenet_ref(fxp_tape *t, fxp_var *x, const fxp__densenet_vars *v, fxp_var **y)
+{
+    fxp_var *h = x, *a, *o;
+    for (int l = 0; l < v->depth; l++) {
+        ck_assert_ok(fxp_conv2d(t, &a, h, v->w1[l], v->b1[l], NULL));
+        ck_assert_ok(fxp_relu(t, &a, a));
+        ck_assert_ok(fxp_conv2d(t, &a, a, v->w3[l], v->b3[l], NULL));
+        ck_assert_ok(fxp_relu(t, &a, a));
+        ck_assert_ok(fxp_concat(t, &h, h, a, 1));
+    }
+    ck_assert_ok(fxp_conv2d(t, &o, h, v->wo, v->bo, NULL));
+    if (v->gated) {
+        const int n = v->wo->value.shape[0] / 3;
+        fxp_var *ga, *gbc, *gb, *gc;
+        ck_assert_ok(fxp_split(t, &ga, &gbc, o, 1, n));
+        ck_assert_ok(fxp_split(t, &gb, &gc, gbc, 1, n));
+        ck_assert_ok(fxp_sigmoid(t, &gc, gc));
+        ck_assert_ok(fxp_mul(t, &gb, gb, gc));
+        ck_assert_ok(fxp_add(t, &o, ga, gb));
+    }
+    *y = o;
+}
+
+enum { DN_MAXP = 4 * 8 + 2 };
+
+/* Parameters of a DenseNet as tape inputs (requires_grad) over the arrays
+ * vals[i], with shapes; returns the count. */
+static int densenet_params(fxp_tape *t, int n_in, int depth, int growth, int n_o, float **vals,
+                           fxp_var **w1, fxp_var **b1, fxp_var **w3, fxp_var **b3, fxp_var **wo,
+                           fxp_var **bo, fxp_var **all)
+{
+    int k = 0, n = n_in;
+    for (int l = 0; l < depth; l++, n += growth) {
+        int s1[4] = { n, n, 1, 1 }, sb1[1] = { n }, s3[4] = { growth, n, 3, 3 };
+        int sb3[1] = { growth };
+        fxp_tensor t1 = fxp_tensor_wrap(vals[k], 4, s1), tb1 = fxp_tensor_wrap(vals[k + 1], 1, sb1);
+        fxp_tensor t3 = fxp_tensor_wrap(vals[k + 2], 4, s3);
+        fxp_tensor tb3 = fxp_tensor_wrap(vals[k + 3], 1, sb3);
+        ck_assert_ok(fxp_tape_input(t, &w1[l], &t1, 1));
+        ck_assert_ok(fxp_tape_input(t, &b1[l], &tb1, 1));
+        ck_assert_ok(fxp_tape_input(t, &w3[l], &t3, 1));
+        ck_assert_ok(fxp_tape_input(t, &b3[l], &tb3, 1));
+        all[k] = w1[l];
+        all[k + 1] = b1[l];
+        all[k + 2] = w3[l];
+        all[k + 3] = b3[l];
+        k += 4;
+    }
+    int so[4] = { n_o, n, 1, 1 }, sbo[1] = { n_o };
+    fxp_tensor to = fxp_tensor_wrap(vals[k], 4, so), tbo = fxp_tensor_wrap(vals[k + 1], 1, sbo);
+    ck_assert_ok(fxp_tape_input(t, wo, &to, 1));
+    ck_assert_ok(fxp_tape_input(t, bo, &tbo, 1));
+    all[k] = *wo;
+    all[k + 1] = *bo;
+    return k + 2;
+}
+
+static double rel_err_ff(const float *a, const float *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += (double)b[i] * b[i];
+    }
+    return sqrt(num / (den + 1e-30));
+}
+
+/* Values and every gradient of sum(r y) through the fused op against the
+ * reference, on one shape; the same thread count gives the same bits. */
+static void check_densenet(int B, int n_in, int H, int W, int depth, int growth, int n_out,
+                           int gated, int threads, int recompute)
+{
+    fxp_ctx *ctx = test_ctx(threads);
+    const int N = n_in + depth * growth, n_o = gated ? 3 * n_out : n_out;
+    float *vals[DN_MAXP];
+    size_t sizes[DN_MAXP];
+    int k = 0, n = n_in;
+    for (int l = 0; l < depth; l++, n += growth) {
+        sizes[k] = (size_t)n * n;
+        sizes[k + 1] = n;
+        sizes[k + 2] = (size_t)growth * n * 9;
+        sizes[k + 3] = growth;
+        k += 4;
+    }
+    sizes[k] = (size_t)n_o * N;
+    sizes[k + 1] = n_o;
+    const int np = k + 2;
+    for (int i = 0; i < np; i++) {
+        vals[i] = malloc(sizes[i] * 4);
+        /* weights ~ 1/sqrt(fan-in): activations stay O(1); biases give both ReLU sides */
+        const size_t fan = i == np - 2 ? (size_t)N : i % 4 == 0 ? sizes[i] / (sizes[i + 1])
+                           : i % 4 == 2 ? sizes[i] / sizes[i + 1] : 1;
+        test_randn(vals[i], sizes[i], 700 + i, 1.0f / sqrtf((float)fan));
+    }
+    const size_t nx = (size_t)B * n_in * H * W, ny = (size_t)B * n_out * H * W;
+    float *x = malloc(nx * 4), *r = malloc(ny * 4);
+    test_randn(x, nx, 690, 1);
+    test_randn(r, ny, 691, 1);
+    int xs[4] = { B, n_in, H, W }, ys[4] = { B, n_out, H, W };
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tr = fxp_tensor_wrap(r, 4, ys);
+    float *grads[2][DN_MAXP + 1], *yv[2];
+    for (int pass = 0; pass < 3; pass++) { /* reference, fused, fused again */
+        fxp_tape *t;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        fxp_var *vx, *vr, *w1[8], *b1[8], *w3[8], *b3[8], *wo, *bo, *all[DN_MAXP], *y, *l;
+        ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
+        ck_assert_ok(fxp_tape_input(t, &vr, &tr, 0));
+        densenet_params(t, n_in, depth, growth, n_o, vals, w1, b1, w3, b3, &wo, &bo, all);
+        fxp__densenet_vars v = { depth, growth, gated, w1, b1, w3, b3, wo, bo };
+        if (pass == 0)
+            densenet_ref(t, vx, &v, &y);
+        else
+            ck_assert_ok(fxp__densenet_op(t, &y, vx, &v, recompute));
+        ck_assert_ok(fxp_mul(t, &l, y, vr));
+        ck_assert_ok(fxp_sum(t, &l, l, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+        const int slot = pass == 0 ? 0 : 1;
+        if (pass == 2) { /* the same bits as the first fused pass */
+            ck_assert_mem_eq(yv[1], y->value.data, ny * 4);
+            ck_assert_mem_eq(grads[1][np], vx->grad, nx * 4);
+            for (int i = 0; i < np; i++) ck_assert_mem_eq(grads[1][i], all[i]->grad, sizes[i] * 4);
+        } else {
+            yv[slot] = malloc(ny * 4);
+            memcpy(yv[slot], y->value.data, ny * 4);
+            grads[slot][np] = malloc(nx * 4);
+            memcpy(grads[slot][np], vx->grad, nx * 4);
+            for (int i = 0; i < np; i++) {
+                ck_assert_ptr_nonnull(all[i]->grad);
+                grads[slot][i] = malloc(sizes[i] * 4);
+                memcpy(grads[slot][i], all[i]->grad, sizes[i] * 4);
+            }
+        }
+        fxp_tape_free(t);
+    }
+    const char *names[4] = { "w1", "b1", "w3", "b3" };
+    ck_assert_msg(rel_err_ff(yv[1], yv[0], ny) < 1e-5, "y: %g (B%d n%d %dx%d D%d G%d thr %d)",
+                  rel_err_ff(yv[1], yv[0], ny), B, n_in, H, W, depth, growth, threads);
+    ck_assert_msg(rel_err_ff(grads[1][np], grads[0][np], nx) < 1e-5, "dx: %g",
+                  rel_err_ff(grads[1][np], grads[0][np], nx));
+    for (int i = 0; i < np; i++)
+        ck_assert_msg(rel_err_ff(grads[1][i], grads[0][i], sizes[i]) < 1e-5,
+                      "d%s of layer %d: %g (B%d n%d %dx%d D%d G%d gated %d thr %d recompute %d)",
+                      i >= np - 2 ? (i == np - 2 ? "wo" : "bo") : names[i % 4], i / 4,
+                      rel_err_ff(grads[1][i], grads[0][i], sizes[i]), B, n_in, H, W, depth, growth,
+                      gated, threads, recompute);
+    for (int s = 0; s < 2; s++) {
+        free(yv[s]);
+        for (int i = 0; i <= np; i++) free(grads[s][i]);
+    }
+    for (int i = 0; i < np; i++) free(vals[i]);
+    free(x);
+    free(r);
+    fxp_ctx_free(ctx);
+}
+
+/* Odd sizes (images of 5x7, 3x1, 1x1; channel counts that fill no tile),
+ * whole-vector images (8x8, 16x16: the tape's buffers used in place), gated
+ * and plain outputs, 1 to 3 threads, stored and recomputed activations. */
+START_TEST(test_densenet_vs_ops)
+{
+    for (int threads = 1; threads <= 3; threads++)
+        for (int rec = 0; rec < 2; rec++) {
+            check_densenet(3, 5, 5, 7, 3, 4, 5, 1, threads, rec);
+            check_densenet(2, 4, 8, 8, 2, 6, 4, 0, threads, rec);
+            check_densenet(4, 3, 3, 1, 2, 3, 2, 1, threads, rec);
+            check_densenet(1, 2, 1, 1, 1, 1, 1, 0, threads, rec);
+        }
+    check_densenet(2, 16, 16, 16, 2, 13, 16, 1, 2, 0);
+}
+END_TEST
+
+/* Every tile shape of this CPU, forced, on one odd and one whole-vector shape. */
+START_TEST(test_densenet_every_tile)
+{
+    for (int kind = 0; kind < fxp__tile_kinds(); kind++) {
+        fxp__tile_force(kind);
+        check_densenet(2, 5, 5, 6, 2, 7, 3, 1, 2, kind % 2);
+        check_densenet(2, 9, 8, 8, 1, 5, 4, 0, 1, 0);
+    }
+    fxp__tile_force(-1);
+}
+END_TEST
+
+START_TEST(test_densenet_errors)
+{
+    fxp_ctx *ctx = test_ctx(1);
+    fxp_tape *t;
+    ck_assert_ok(fxp_tape_new(ctx, &t));
+    float x[2 * 3 * 4 * 4] = { 0 }, w1[9] = { 0 }, b1[3] = { 0 }, w3[2 * 3 * 9] = { 0 };
+    float b3[2] = { 0 };
+    float wo[3 * 5] = { 0 }, bo[3] = { 0 };
+    int xs[4] = { 2, 3, 4, 4 }, s1[4] = { 3, 3, 1, 1 }, sb1[1] = { 3 }, s3[4] = { 2, 3, 3, 3 };
+    int sb3[1] = { 2 }, so[4] = { 3, 5, 1, 1 }, sbo[1] = { 3 }, bad[4] = { 2, 2, 3, 3 };
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), t1 = fxp_tensor_wrap(w1, 4, s1),
+               tb1 = fxp_tensor_wrap(b1, 1, sb1), t3 = fxp_tensor_wrap(w3, 4, s3),
+               tb3 = fxp_tensor_wrap(b3, 1, sb3), to = fxp_tensor_wrap(wo, 4, so),
+               tbo = fxp_tensor_wrap(bo, 1, sbo), tbad = fxp_tensor_wrap(w3, 4, bad);
+    fxp_var *vx, *v1, *vb1, *v3, *vb3, *vo, *vbo, *vbad, *y;
+    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
+    ck_assert_ok(fxp_tape_input(t, &v1, &t1, 1));
+    ck_assert_ok(fxp_tape_input(t, &vb1, &tb1, 1));
+    ck_assert_ok(fxp_tape_input(t, &v3, &t3, 1));
+    ck_assert_ok(fxp_tape_input(t, &vb3, &tb3, 1));
+    ck_assert_ok(fxp_tape_input(t, &vo, &to, 1));
+    ck_assert_ok(fxp_tape_input(t, &vbo, &tbo, 1));
+    ck_assert_ok(fxp_tape_input(t, &vbad, &tbad, 1));
+    fxp__densenet_vars v = { 1, 2, 1, &v1, &vb1, &v3, &vb3, vo, vbo };
+    ck_assert_ok(fxp__densenet_op(t, &y, vx, &v, 0));
+    ck_assert_int_eq(y->value.shape[1], 1);
+    fxp__densenet_vars b = v;
+    b.w3 = &vbad; /* [2, 2, 3, 3] for a 3-channel input */
+    ck_assert_fails(fxp__densenet_op(t, &y, vx, &b, 0), FXP_ESHAPE, ctx);
+    b = v;
+    b.gated = 0;
+    b.wo = v1; /* [3, 3, 1, 1]: the output conv must read 5 channels */
+    ck_assert_fails(fxp__densenet_op(t, &y, vx, &b, 0), FXP_ESHAPE, ctx);
+    b = v;
+    b.growth = 3; /* w3 has 2 output channels */
+    ck_assert_fails(fxp__densenet_op(t, &y, vx, &b, 0), FXP_ESHAPE, ctx);
+    ck_assert_fails(fxp__densenet_op(t, &y, vx, NULL, 0), FXP_EINVAL, ctx);
+    fxp_tape_free(t);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 static Suite *conv_suite(void)
 {
     Suite *s = suite_create("conv");
@@ -410,6 +641,9 @@ static Suite *conv_suite(void)
     tcase_add_test(tc, test_op_partial_grad);
     tcase_add_test(tc, test_deterministic);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_densenet_vs_ops);
+    tcase_add_test(tc, test_densenet_every_tile);
+    tcase_add_test(tc, test_densenet_errors);
     suite_add_tcase(s, tc);
     return s;
 }

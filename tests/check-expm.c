@@ -6,6 +6,9 @@
 #include "testutil.h"
 
 #include "expm_util.h"
+#include "expm/expm_internal.h"
+#include "ops/conv_series.h"
+#include "ops/conv_tiles.h"
 
 /* ---- equivalent matrices and log-determinants ------------------------------------- */
 
@@ -358,8 +361,11 @@ START_TEST(test_generic_linop)
 }
 END_TEST
 
-/* The backward reuses the saved terms: a second backward is refused. */
-START_TEST(test_second_backward_refused)
+/* The generic series (here: circular padding) reuses its saved terms as
+ * workspace, so a second backward is refused; the fused series (zero
+ * padding, fixed terms) only reads them, so a second backward adds the same
+ * gradients again. */
+START_TEST(test_second_backward)
 {
     fxp_ctx *ctx = test_ctx(1);
     float x[24], k[36];
@@ -367,17 +373,220 @@ START_TEST(test_second_backward_refused)
     test_randn(k, 36, 251, 0.3f);
     int xs[4] = { 1, 2, 3, 4 }, ks[4] = { 2, 2, 3, 3 };
     fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tk = fxp_tensor_wrap(k, 4, ks);
-    fxp_tape *t;
-    fxp_var *vx, *vk, *vy, *l;
-    ck_assert_ok(fxp_tape_new(ctx, &t));
-    ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
-    ck_assert_ok(fxp_tape_input(t, &vk, &tk, 1));
-    ck_assert_ok(fxp_expm_conv(t, &vy, vx, vk, FXP_PAD_ZERO, 0, NULL, NULL));
-    ck_assert_ok(fxp_sum(t, &l, vy, FXP_AXES_ALL, 0));
-    ck_assert_ok(fxp_tape_backward(t, l, NULL));
-    ck_assert_fails(fxp_tape_backward(t, l, NULL), FXP_ESTATE, ctx);
-    fxp_tape_free(t);
+    for (int pad = 0; pad < 2; pad++) {
+        fxp_tape *t;
+        fxp_var *vx, *vk, *vy, *l;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
+        ck_assert_ok(fxp_tape_input(t, &vk, &tk, 1));
+        ck_assert_ok(fxp_expm_conv(t, &vy, vx, vk, (fxp_padding)pad, 0, NULL, NULL));
+        ck_assert_ok(fxp_sum(t, &l, vy, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+        if (pad == FXP_PAD_CIRCULAR) {
+            ck_assert_fails(fxp_tape_backward(t, l, NULL), FXP_ESTATE, ctx);
+        } else {
+            float gx[24], gk[36];
+            memcpy(gx, vx->grad, sizeof gx);
+            memcpy(gk, vk->grad, sizeof gk);
+            memset(vx->grad, 0, sizeof gx);
+            memset(vk->grad, 0, sizeof gk);
+            memset(l->grad, 0, sizeof(float));
+            memset(vy->grad, 0, sizeof(float) * 24);
+            ck_assert_ok(fxp_tape_backward(t, l, NULL));
+            ck_assert_mem_eq(gx, vx->grad, sizeof gx);
+            ck_assert_mem_eq(gk, vk->grad, sizeof gk);
+        }
+        fxp_tape_free(t);
+    }
     fxp_ctx_free(ctx);
+}
+END_TEST
+
+/* ---- the fused series kernels (ops/conv_series.c) against double loops -------------- */
+
+/* out = conv(in; k) in double, zero padding (transposed: the kernel of M^T). */
+static void naive_conv_d(const fxp__conv_shape *s, const double *in, const float *k, int transposed,
+                         double *out)
+{
+    const int C = s->c_in, H = s->h, W = s->w, kh = s->kh, kw = s->kw, ph = kh / 2, pw = kw / 2;
+    for (int n = 0; n < s->n; n++)
+        for (int o = 0; o < C; o++)
+            for (int r = 0; r < H; r++)
+                for (int c = 0; c < W; c++) {
+                    double acc = 0;
+                    for (int i = 0; i < C; i++)
+                        for (int a = 0; a < kh; a++)
+                            for (int b = 0; b < kw; b++) {
+                                const int rr = r + a - ph, cc = c + b - pw;
+                                if (rr < 0 || rr >= H || cc < 0 || cc >= W) continue;
+                                const float w =
+                                    transposed ? k[((i * C + o) * kh + kh - 1 - a) * kw + kw - 1 - b]
+                                               : k[((o * C + i) * kh + a) * kw + b];
+                                acc += w * in[(((size_t)n * C + i) * H + rr) * W + cc];
+                            }
+                    out[(((size_t)n * C + o) * H + r) * W + c] = acc;
+                }
+}
+
+/* The series and its adjoint (conv_series.h) in double: y, dx, dk. */
+static void naive_series_d(const fxp__conv_shape *s, const float *x, const float *k, float sign,
+                           int T, const float *g, double *y, double *dx, double *dk)
+{
+    const size_t n = (size_t)s->n * s->c_in * s->h * s->w;
+    const int C = s->c_in, H = s->h, W = s->w, kh = s->kh, kw = s->kw;
+    double *t = malloc(sizeof(double) * n * (T + 1)), *b = malloc(sizeof(double) * n * (T + 1));
+    double *tmp = malloc(sizeof(double) * n);
+    for (size_t i = 0; i < n; i++) y[i] = t[i] = x[i];
+    for (int i = 1; i <= T; i++) {
+        naive_conv_d(s, t + (i - 1) * n, k, 0, t + i * n);
+        for (size_t j = 0; j < n; j++) y[j] += t[i * n + j] *= (double)sign / i;
+    }
+    for (size_t j = 0; j < n; j++) b[T * n + j] = (double)sign / T * g[j];
+    for (int i = T; i >= 1; i--) { /* b[i-1] = (s/(i-1)) (g + M^T b_i); b[0] = dL/dx */
+        naive_conv_d(s, b + i * n, k, 1, tmp);
+        for (size_t j = 0; j < n; j++)
+            b[(i - 1) * n + j] = (i > 1 ? (double)sign / (i - 1) : 1.0) * (g[j] + tmp[j]);
+    }
+    memcpy(dx, b, sizeof(double) * n);
+    memset(dk, 0, sizeof(double) * C * C * kh * kw);
+    for (int i = 1; i <= T; i++)
+        for (int m = 0; m < s->n; m++)
+            for (int o = 0; o < C; o++)
+                for (int ci = 0; ci < C; ci++)
+                    for (int a = 0; a < kh; a++)
+                        for (int bb = 0; bb < kw; bb++)
+                            for (int r = 0; r < H; r++)
+                                for (int c = 0; c < W; c++) {
+                                    const int rr = r + a - kh / 2, cc = c + bb - kw / 2;
+                                    if (rr < 0 || rr >= H || cc < 0 || cc >= W) continue;
+                                    dk[((o * C + ci) * kh + a) * kw + bb] +=
+                                        b[i * n + (((size_t)m * C + o) * H + r) * W + c] *
+                                        t[(i - 1) * n + (((size_t)m * C + ci) * H + rr) * W + cc];
+                                }
+    free(t);
+    free(b);
+    free(tmp);
+}
+
+static double rel_err_fd(const float *a, const double *b, size_t n)
+{
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return sqrt(num / (den + 1e-30));
+}
+
+/* Forward (with and without saved terms), backward from saved and from
+ * recomputed terms, against the double loops; the same thread count gives
+ * the same bits. */
+static void check_fused(fxp__conv_shape s, int T, float sign, int threads)
+{
+    fxp_ctx *ctx = test_ctx(threads);
+    const size_t n = (size_t)s.n * s.c_in * s.h * s.w, nk = (size_t)s.c_in * s.c_in * s.kh * s.kw;
+    float *x = malloc(n * 4), *k = malloc(nk * 4), *g = malloc(n * 4), *y = malloc(n * 4),
+          *y2 = malloc(n * 4), *dx = malloc(n * 4), *dk = malloc(nk * 4), *dx2 = malloc(n * 4),
+          *dk2 = malloc(nk * 4), *terms = malloc(n * 4 * (T > 1 ? T - 1 : 1));
+    double *yr = malloc(n * 8), *dxr = malloc(n * 8), *dkr = malloc(nk * 8);
+    test_randn(x, n, 300 + T, 1);
+    test_randn(k, nk, 301, 0.6f / sqrtf((float)s.c_in * s.kh * s.kw));
+    test_randn(g, n, 302, 1);
+    naive_series_d(&s, x, k, sign, T, g, yr, dxr, dkr);
+    float *saved[64];
+    saved[0] = x;
+    for (int i = 1; i < T; i++) saved[i] = terms + (size_t)(i - 1) * n;
+    double ss;
+    ck_assert_ok(fxp__conv_series_forward(ctx, &s, k, sign, T, x, y, saved, &ss));
+    ck_assert_msg(rel_err_fd(y, yr, n) < 2e-6, "forward %dx%dx%dx%d k%dx%d T=%d thr %d: %g", s.n,
+                  s.c_in, s.h, s.w, s.kh, s.kw, T, threads, rel_err_fd(y, yr, n));
+    ck_assert_msg(ss > 0 && isfinite(ss), "last term norm %g", ss);
+    ck_assert_ok(fxp__conv_series_forward(ctx, &s, k, sign, T, x, y2, NULL, NULL));
+    ck_assert_mem_eq(y, y2, n * 4);
+    double *td = malloc(n * 8), *tn = malloc(n * 8);
+    for (size_t i = 0; i < n; i++) td[i] = x[i];
+    for (int i = 1; i < T; i++) { /* the saved t_i against the double recursion */
+        naive_conv_d(&s, td, k, 0, tn);
+        for (size_t j = 0; j < n; j++) td[j] = tn[j] * sign / i;
+        ck_assert_msg(rel_err_fd(saved[i], td, n) < 2e-6, "saved t_%d: %g", i,
+                      rel_err_fd(saved[i], td, n));
+    }
+    free(td);
+    free(tn);
+    for (int mode = 0; mode < 2; mode++) { /* saved terms, recomputed terms */
+        float *ddx = mode ? dx2 : dx, *ddk = mode ? dk2 : dk;
+        for (size_t i = 0; i < n; i++) ddx[i] = 0.5f; /* += onto what is there */
+        for (size_t i = 0; i < nk; i++) ddk[i] = -0.25f;
+        ck_assert_ok(fxp__conv_series_backward(ctx, &s, k, sign, T, x,
+                                               mode ? NULL : (const float *const *)saved, g, ddx,
+                                               ddk));
+        for (size_t i = 0; i < n; i++) ddx[i] -= 0.5f;
+        for (size_t i = 0; i < nk; i++) ddk[i] += 0.25f;
+        ck_assert_msg(rel_err_fd(ddx, dxr, n) < 1e-5,
+                      "dx mode %d %dx%dx%dx%d k%dx%d T=%d thr %d: %g", mode, s.n, s.c_in, s.h,
+                      s.w, s.kh, s.kw, T, threads, rel_err_fd(ddx, dxr, n));
+        ck_assert_msg(rel_err_fd(ddk, dkr, nk) < 1e-5,
+                      "dk mode %d %dx%dx%dx%d k%dx%d T=%d thr %d: %g", mode, s.n, s.c_in, s.h,
+                      s.w, s.kh, s.kw, T, threads, rel_err_fd(ddk, dkr, nk));
+    }
+    /* only one of the two gradients */
+    memset(dx2, 0, n * 4);
+    memset(dk2, 0, nk * 4);
+    ck_assert_ok(fxp__conv_series_backward(ctx, &s, k, sign, T, x, (const float *const *)saved, g,
+                                           dx2, NULL));
+    ck_assert_ok(fxp__conv_series_backward(ctx, &s, k, sign, T, x, (const float *const *)saved, g,
+                                           NULL, dk2));
+    ck_assert_msg(rel_err_fd(dx2, dxr, n) < 1e-5, "dx alone: %g", rel_err_fd(dx2, dxr, n));
+    ck_assert_msg(rel_err_fd(dk2, dkr, nk) < 1e-5, "dk alone: %g", rel_err_fd(dk2, dkr, nk));
+    /* the same thread count, the same bits */
+    memset(dx2, 0, n * 4);
+    memset(dk2, 0, nk * 4);
+    for (size_t i = 0; i < n; i++) dx[i] = 0;
+    for (size_t i = 0; i < nk; i++) dk[i] = 0;
+    ck_assert_ok(fxp__conv_series_backward(ctx, &s, k, sign, T, x, (const float *const *)saved, g,
+                                           dx, dk));
+    ck_assert_ok(fxp__conv_series_backward(ctx, &s, k, sign, T, x, (const float *const *)saved, g,
+                                           dx2, dk2));
+    ck_assert_mem_eq(dx, dx2, n * 4);
+    ck_assert_mem_eq(dk, dk2, nk * 4);
+    free(x); free(k); free(g); free(y); free(y2); free(dx); free(dk); free(dx2); free(dk2);
+    free(terms); free(yr); free(dxr); free(dkr);
+    fxp_ctx_free(ctx);
+}
+
+/* Odd shapes, kernels 1x1 to 5x5, 1 to 3 threads; calls under 20 MFLOP run
+ * on one thread, the larger ones split images (4 x 24 x 12 x 12) or the
+ * tiles of one image (3 x 32 x 16 x 16 on 2 threads, 1 x 20 x 9 x 9 is
+ * under the threshold). */
+START_TEST(test_fused_series_vs_naive)
+{
+    const struct { fxp__conv_shape s; int T; } cases[] = {
+        { { 3, 5, 5, 7, 5, 3, 3, FXP_PAD_ZERO }, 6 },
+        { { 1, 7, 6, 5, 7, 5, 5, FXP_PAD_ZERO }, 3 },
+        { { 2, 1, 9, 4, 1, 3, 1, FXP_PAD_ZERO }, 2 },
+        { { 4, 13, 3, 3, 13, 3, 5, FXP_PAD_ZERO }, 1 },
+        { { 2, 4, 3, 3, 4, 1, 1, FXP_PAD_ZERO }, 6 },
+        { { 3, 32, 16, 16, 32, 3, 3, FXP_PAD_ZERO }, 2 },
+        { { 1, 20, 9, 9, 20, 3, 3, FXP_PAD_ZERO }, 4 },
+        { { 4, 24, 12, 12, 24, 3, 3, FXP_PAD_ZERO }, 6 }, /* threads split the images */
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int threads = 1; threads <= 3; threads++)
+            check_fused(cases[c].s, cases[c].T, c % 2 ? -1.0f : 1.0f, threads);
+}
+END_TEST
+
+/* Every register-tile shape (those of this CPU), forced. */
+START_TEST(test_fused_series_every_tile)
+{
+    const int kinds = fxp__tile_kinds();
+    ck_assert_int_ge(kinds, 1);
+    for (int kind = 0; kind < kinds; kind++) {
+        fxp__tile_force(kind);
+        check_fused((fxp__conv_shape){ 2, 11, 7, 6, 11, 3, 3, FXP_PAD_ZERO }, 3, 1.0f, 2);
+        check_fused((fxp__conv_shape){ 1, 3, 5, 4, 3, 5, 3, FXP_PAD_ZERO }, 2, -1.0f, 1);
+    }
+    fxp__tile_force(-1);
 }
 END_TEST
 
@@ -772,6 +981,45 @@ START_TEST(test_memory_terms_plus_two)
 }
 END_TEST
 
+
+/* Memory-saving backpropagation: the fused series keeps no terms on the tape
+ * and recomputes them; the gradients keep their bits. */
+START_TEST(test_conv_save_memory)
+{
+    fxp_ctx *ctx = test_ctx(2);
+    enum { N = 3, C = 4, H = 6, W = 5, NX = N * C * H * W };
+    float x[NX], k[C * C * 9], gx[2][NX], gk[2][C * C * 9];
+    size_t peak[2];
+    test_randn(x, NX, 260, 1);
+    test_randn(k, C * C * 9, 261, 0.2f);
+    int xs[4] = { N, C, H, W }, ks[4] = { C, C, 3, 3 };
+    fxp_tensor tx = fxp_tensor_wrap(x, 4, xs), tk = fxp_tensor_wrap(k, 4, ks);
+    fxp_expm_opts o = fxp_expm_fixed(6);
+    for (int save = 0; save < 2; save++) {
+        fxp_tape *t;
+        fxp_var *vx, *vk, *y, *l;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        fxp_tape_set_save_memory(t, save);
+        ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
+        ck_assert_ok(fxp_tape_input(t, &vk, &tk, 1));
+        ck_assert_ok(fxp_expm_conv(t, &y, vx, vk, FXP_PAD_ZERO, 0, &o, NULL));
+        ck_assert_ok(fxp_square(t, &l, y));
+        ck_assert_ok(fxp_sum(t, &l, l, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+        peak[save] = fxp_tape_bytes_peak(t);
+        memcpy(gx[save], vx->grad, sizeof gx[save]);
+        memcpy(gk[save], vk->grad, sizeof gk[save]);
+        fxp_tape_free(t);
+    }
+    ck_assert_mem_eq(gx[0], gx[1], sizeof gx[0]);
+    ck_assert_mem_eq(gk[0], gk[1], sizeof gk[0]);
+    /* five saved terms of NX floats fewer */
+    ck_assert_msg(peak[0] - peak[1] >= 5 * NX * sizeof(float), "tape peaks %zu and %zu", peak[0],
+                  peak[1]);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 /* ---- raw-buffer API -------------------------------------------------------------------- */
 
 START_TEST(test_raw_api_matches_and_aliases)
@@ -792,7 +1040,8 @@ START_TEST(test_raw_api_matches_and_aliases)
     ck_assert_ok(fxp_conv_exp_ctx(ctx, x, a, k, 2, 3, 5, 4, 3, 3, 20, 0));
     ck_assert_ok(fxp_conv_exp_ctx(ctx, a, a, k, 2, 3, 5, 4, 3, 3, 20, 1));
     ck_assert_msg(test_rel_err(a, x, 120) < 1e-5, "round trip %g", test_rel_err(a, x, 120));
-    /* graph: raw vs tape op */
+    /* graph: raw vs tape op (the raw path runs sixteen graphs per vector: the same series,
+     * other rounding) */
     float adj[25], ah[25], t0[4], t1[4], g[3 * 5 * 2], gy[30];
     random_graph(adj, 5, 72);
     test_randn(t0, 4, 73, 0.3f);
@@ -813,7 +1062,8 @@ START_TEST(test_raw_api_matches_and_aliases)
     ck_assert_ok(fxp_tape_input(t, &v0, &tt0, 0));
     ck_assert_ok(fxp_tape_input(t, &v1, &tt1, 0));
     ck_assert_ok(fxp_expm_graph(t, &vy, vg, &tah, v0, v1, 0, &o, NULL));
-    ck_assert_mem_eq(vy->value.data, gy, sizeof gy);
+    ck_assert_msg(test_rel_err(gy, vy->value.data, 30) < 1e-6, "graph raw vs tape %g",
+                  test_rel_err(gy, vy->value.data, 30));
     fxp_tape_free(t);
     float gz[30];
     ck_assert_ok(fxp_graph_conv_exp(gy, gz, adj, t0, t1, 3, 5, 2, 13, 1));
@@ -821,6 +1071,91 @@ START_TEST(test_raw_api_matches_and_aliases)
     ck_assert_ok(fxp_graph_conv_exp(gy, gy, adj, t0, t1, 3, 5, 2, 13, 1)); /* y aliases x */
     ck_assert_mem_eq(gy, gz, sizeof gz);
     fxp_ctx_free(ctx);
+}
+END_TEST
+
+
+/* The raw graph exponential's lane kernel (graph_lanes.c: sixteen graphs per
+ * vector) against the tape op's generic series on odd shapes: partial lane
+ * groups, 1 to 17 features (17: the generic path), complete and random
+ * graphs, 1 to 13 terms, both signs, and threads splitting the groups. */
+START_TEST(test_graph_lanes_vs_tape)
+{
+    const struct { int b, n, f, t, threads; } cases[] = {
+        { 1, 2, 1, 1, 1 },  { 17, 5, 2, 6, 2 },  { 33, 13, 3, 13, 1 }, { 16, 4, 5, 6, 3 },
+        { 40, 7, 8, 4, 2 }, { 5, 9, 16, 6, 1 },  { 3, 6, 17, 6, 2 },   { 200, 40, 16, 6, 2 },
+        { 70, 33, 4, 6, 3 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++)
+        for (int kind = 0; kind < 2; kind++)
+            for (int inverse = 0; inverse < 2; inverse++) {
+                const int B = cases[c].b, N = cases[c].n, F = cases[c].f;
+                fxp_ctx *ctx = test_ctx(cases[c].threads);
+                const size_t nx = (size_t)B * N * F;
+                float *x = malloc(nx * 4), *y = malloc(nx * 4), *adj = malloc((size_t)N * N * 4);
+                float *ah = malloc((size_t)N * N * 4), *t0 = malloc((size_t)F * F * 4);
+                float *t1 = malloc((size_t)F * F * 4);
+                test_randn(x, nx, 400 + c, 1);
+                /* the raw function insists on convergence: a small map for 1 term */
+                const float sc = (cases[c].t < 3 ? 0.01f : 0.4f) / sqrtf((float)F);
+                test_randn(t0, (size_t)F * F, 401 + c, sc);
+                test_randn(t1, (size_t)F * F, 402 + c, sc);
+                if (kind) {
+                    float r[64 * 64];
+                    test_randn(r, (size_t)N * N, 403 + c, 1);
+                    for (int i = 0; i < N; i++)
+                        for (int j = 0; j <= i; j++) {
+                            float v = i == j ? 0.0f : fabsf(r[i * N + j]) > 0.5f ? 1.0f : 0.0f;
+                            if (j == i - 1) v = 1.0f;
+                            adj[i * N + j] = adj[j * N + i] = v;
+                        }
+                } else {
+                    for (int i = 0; i < N * N; i++) adj[i] = i % (N + 1) ? 1.0f : 0.0f;
+                }
+                ck_assert_ok(fxp_graph_conv_exp_ctx(ctx, x, y, adj, t0, t1, B, N, F,
+                                                    cases[c].t, inverse));
+                int as[2] = { N, N }, xs[3] = { B, N, F }, ts[2] = { F, F };
+                fxp_tensor ta = fxp_tensor_wrap(adj, 2, as), tah = fxp_tensor_wrap(ah, 2, as);
+                ck_assert_ok(fxp_graph_normalize(ctx, &ta, &tah, NULL));
+                fxp_tensor tx = fxp_tensor_wrap(x, 3, xs), tt0 = fxp_tensor_wrap(t0, 2, ts),
+                           tt1 = fxp_tensor_wrap(t1, 2, ts);
+                fxp_tape *t;
+                fxp_var *vx, *v0, *v1, *vy;
+                ck_assert_ok(fxp_tape_new(ctx, &t));
+                fxp_tape_set_grad_enabled(t, 0);
+                ck_assert_ok(fxp_tape_input(t, &vx, &tx, 0));
+                ck_assert_ok(fxp_tape_input(t, &v0, &tt0, 0));
+                ck_assert_ok(fxp_tape_input(t, &v1, &tt1, 0));
+                fxp_expm_opts o = fxp_expm_fixed(cases[c].t);
+                fxp_expm_info info;
+                ck_assert_ok(fxp_expm_graph(t, &vy, vx, &tah, v0, v1, inverse, &o, &info));
+                /* the kernel's norms for a convergence check: ||x|| and ||t_T|| */
+                if (F <= FXP_GRAPH_LANES_MAX_F) {
+                    double norms[2], xss = 0;
+                    float *y2 = malloc(nx * 4);
+                    ck_assert_ok(fxp__graph_series_lanes(ctx, x, y2, ah, !kind, ah[1], t0, t1, B,
+                                                         N, F, inverse ? -1.0f : 1.0f,
+                                                         cases[c].t, norms));
+                    for (size_t i = 0; i < nx; i++) xss += (double)x[i] * x[i];
+                    ck_assert_double_eq_tol(norms[0], sqrt(xss), 1e-6 * sqrt(xss));
+                    ck_assert_double_eq_tol(norms[1], info.last_norm,
+                                            1e-4 * info.last_norm + 1e-30);
+                    free(y2);
+                }
+                ck_assert_msg(test_rel_err(y, vy->value.data, nx) < 2e-6,
+                              "B%d N%d F%d T%d kind %d inverse %d threads %d: %g", B, N, F,
+                              cases[c].t, kind, inverse, cases[c].threads,
+                              test_rel_err(y, vy->value.data, nx));
+                /* the same thread count, the same bits; y may alias x */
+                float *z = malloc(nx * 4);
+                memcpy(z, x, nx * 4);
+                ck_assert_ok(fxp_graph_conv_exp_ctx(ctx, z, z, adj, t0, t1, B, N, F, cases[c].t,
+                                                    inverse));
+                ck_assert_mem_eq(z, y, nx * 4);
+                fxp_tape_free(t);
+                free(x); free(y); free(adj); free(ah); free(t0); free(t1); free(z);
+                fxp_ctx_free(ctx);
+            }
 }
 END_TEST
 
@@ -888,7 +1223,11 @@ START_TEST(test_raw_api_errors)
     RAW_FAILS(fxp_graph_conv_exp(g, y, adj, NULL, t, 2, 3, 2, 6, 0), y, 12);
     g[3] = NAN;
     RAW_FAILS(fxp_graph_conv_exp(g, y, adj, t, t, 2, 3, 2, 6, 0), y, 12);
+    ck_assert_ptr_nonnull(strstr(fxp_last_error(), "x holds NaN at flat index 3"));
     g[3] = 0;
+    float thuge[4] = { 1e30f, 0, 0, 1e30f }; /* finite, but the series overflows */
+    RAW_FAILS(fxp_graph_conv_exp(g, y, adj, thuge, t, 2, 3, 2, 6, 0), y, 12);
+    ck_assert_ptr_nonnull(strstr(fxp_last_error(), "not finite"));
     float tinf[4] = { 0.1f, INFINITY, 0, 0.1f };
     RAW_FAILS(fxp_graph_conv_exp(g, y, adj, t, tinf, 2, 3, 2, 6, 0), y, 12);
     RAW_FAILS(fxp_graph_conv_exp(g, y, adj, tinf, t, 2, 3, 2, 6, 0), y, 12);
@@ -919,7 +1258,9 @@ static Suite *expm_suite(void)
     tcase_add_test(tc, test_conv_kernel_shapes);
     tcase_add_test(tc, test_graph_per_graph_adjacency);
     tcase_add_test(tc, test_generic_linop);
-    tcase_add_test(tc, test_second_backward_refused);
+    tcase_add_test(tc, test_second_backward);
+    tcase_add_test(tc, test_fused_series_vs_naive);
+    tcase_add_test(tc, test_fused_series_every_tile);
     tcase_add_test(tc, test_inverse_round_trip);
     tcase_add_test(tc, test_gradients);
     tcase_add_test(tc, test_graph_permutation_equivariance);
@@ -927,8 +1268,10 @@ static Suite *expm_suite(void)
     tcase_add_test(tc, test_spectral_norm_estimate);
     tcase_add_test(tc, test_adaptive_terms);
     tcase_add_test(tc, test_memory_terms_plus_two);
+    tcase_add_test(tc, test_conv_save_memory);
     tcase_add_test(tc, test_raw_api_matches_and_aliases);
     tcase_add_test(tc, test_raw_api_errors);
+    tcase_add_test(tc, test_graph_lanes_vs_tape);
     suite_add_tcase(s, tc);
     return s;
 }

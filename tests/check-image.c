@@ -230,6 +230,60 @@ START_TEST(test_coupling_kinds)
 }
 END_TEST
 
+
+/* Memory-saving backpropagation (fxp_tape_set_save_memory): the same
+ * gradient bits, a smaller tape. */
+START_TEST(test_coupling_save_memory)
+{
+    fxp_ctx *ctx = test_ctx(2);
+    float x[B * 4 * 4 * 4], r[B * 4 * 4 * 4];
+    fxp_tensor tx = rand_x(x, 4, 4, 4, 31, 1), tr = rand_x(r, 4, 4, 4, 32, 1);
+    fxp_params *ps;
+    ck_assert_ok(fxp_params_new(ctx, &ps));
+    fxp_flow *f = small_coupling(ctx, ps, FXP_COND_DENSE, 1, FXP_SCALE_TANH2, 0, 0);
+    flowtest_perturb(ps, 33, 0.3f);
+    const size_t np = fxp_params_size(ps, FXP_PARAM_TRAINABLE);
+    float *g[2], *gx[2];
+    size_t peak[2];
+    for (int save = 0; save < 2; save++) {
+        fxp_tape *t;
+        fxp_var *vx, *vr, *z, *ld, *l, *s;
+        ck_assert_ok(fxp_tape_new(ctx, &t));
+        fxp_tape_set_save_memory(t, save);
+        ck_assert_int_eq(fxp_tape_save_memory(t), save);
+        fxp_params_zero_grad(ps);
+        ck_assert_ok(fxp_tape_input(t, &vx, &tx, 1));
+        ck_assert_ok(fxp_tape_input(t, &vr, &tr, 0));
+        ck_assert_ok(fxp_flow_forward(f, t, NULL, vx, &z, &ld));
+        ck_assert_ok(fxp_mul(t, &l, z, vr));
+        ck_assert_ok(fxp_sum(t, &l, l, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_sum(t, &s, ld, FXP_AXES_ALL, 0));
+        ck_assert_ok(fxp_add(t, &l, l, s));
+        ck_assert_ok(fxp_tape_backward(t, l, NULL));
+        peak[save] = fxp_tape_bytes_peak(t);
+        g[save] = malloc(np * 4);
+        gx[save] = malloc(sizeof x);
+        memcpy(g[save], fxp_params_grad_data(ps), np * 4);
+        memcpy(gx[save], vx->grad, sizeof x);
+        fxp_tape_free(t);
+    }
+    ck_assert_mem_eq(g[0], g[1], np * 4);
+    ck_assert_mem_eq(gx[0], gx[1], sizeof x);
+    ck_assert_msg(peak[1] < peak[0], "tape peak %zu with memory saving, %zu without", peak[1],
+                  peak[0]);
+    double norm = 0;
+    for (size_t i = 0; i < np; i++) norm += fabs(g[0][i]);
+    ck_assert_msg(norm > 0, "no gradient reached the parameters");
+    for (int i = 0; i < 2; i++) {
+        free(g[i]);
+        free(gx[i]);
+    }
+    fxp_flow_free(f);
+    fxp_params_free(ps);
+    fxp_ctx_free(ctx);
+}
+END_TEST
+
 START_TEST(test_split_prior)
 {
     fxp_ctx *ctx = test_ctx(1);
@@ -317,6 +371,7 @@ static Suite *image_suite(void)
     tcase_add_test(tc, test_actnorm);
     tcase_add_test(tc, test_coupling_identity_at_init);
     tcase_add_test(tc, test_coupling_kinds);
+    tcase_add_test(tc, test_coupling_save_memory);
     tcase_add_test(tc, test_split_prior);
     tcase_add_test(tc, test_coupling_options);
     suite_add_tcase(s, tc);

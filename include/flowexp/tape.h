@@ -100,6 +100,19 @@ FXP_API struct fxp_ctx *fxp_tape_ctx(const fxp_tape *t);
 FXP_API void fxp_tape_set_grad_enabled(fxp_tape *t, int enabled);
 FXP_API int fxp_tape_grad_enabled(const fxp_tape *t);
 
+/* Memory-saving backpropagation (off by default).  Ops that can recompute
+ * what their backward needs from their own inputs then keep only those
+ * inputs on the tape and recompute the rest during fxp_tape_backward: the
+ * convolution exponential (fxp_expm_conv with a fixed number of terms and
+ * zero padding) its series terms, the image couplings' DenseNets the
+ * activations inside each dense layer.  Gradients are bit-identical for a
+ * given thread count; the backward costs one more convolution per series
+ * term and per dense layer's 1x1 convolution, and the tape of an image flow
+ * holds several times less.  The setting applies to ops recorded after it
+ * is changed. */
+FXP_API void fxp_tape_set_save_memory(fxp_tape *t, int enabled);
+FXP_API int fxp_tape_save_memory(const fxp_tape *t);
+
 /* A new variable with uninitialised values, requiring no gradient. */
 FXP_API int fxp_tape_var(fxp_tape *t, fxp_var **out, int ndim, const int *shape);
 

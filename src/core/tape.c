@@ -10,6 +10,7 @@ struct fxp_tape {
     fxp_node *nodes;    /* kept across resets; only the count is reset */
     int n_nodes, cap_nodes;
     int grad_enabled;
+    int save_memory;
 };
 
 int fxp_tape_new(fxp_ctx *ctx, fxp_tape **out)
@@ -44,6 +45,8 @@ void fxp_tape_reset(fxp_tape *t)
 fxp_ctx *fxp_tape_ctx(const fxp_tape *t) { return t->ctx; }
 void fxp_tape_set_grad_enabled(fxp_tape *t, int enabled) { t->grad_enabled = enabled != 0; }
 int fxp_tape_grad_enabled(const fxp_tape *t) { return t->grad_enabled; }
+void fxp_tape_set_save_memory(fxp_tape *t, int enabled) { t->save_memory = enabled != 0; }
+int fxp_tape_save_memory(const fxp_tape *t) { return t->save_memory; }
 int fxp_tape_n_nodes(const fxp_tape *t) { return t->n_nodes; }
 size_t fxp_tape_bytes_in_use(const fxp_tape *t) { return t->arena.in_use; }
 size_t fxp_tape_bytes_peak(const fxp_tape *t) { return t->arena.peak; }

@@ -1,13 +1,16 @@
 /* The convolution exponential: the conv operator for the series, the tape
- * op, its trace, and the raw-buffer API.  Every convolution of the series
- * (forward, transposed, weight gradient) goes through the three operator
- * callbacks below, which call the kernels of ops/conv2d.h: a faster conv
- * path plugs in there. */
+ * op, its trace, and the raw-buffer API.  With a fixed number of terms and
+ * zero padding (what the flows use) the series runs fused per image
+ * (ops/conv_series.h: all terms of an image while it is in cache, the kernel
+ * packed once per call); otherwise (adaptive truncation, circular padding,
+ * FXP_CONV_IM2COL) every convolution of the generic series goes through the
+ * three operator callbacks below, which call the kernels of ops/conv2d.h. */
 #include <math.h>
 #include <string.h>
 
 #include "expm/expm_internal.h"
 #include "ops/conv2d.h"
+#include "ops/conv_series.h"
 
 /* M = conv(.; K) on the whole batch [N, C, H, W]. */
 typedef struct conv_op {
@@ -80,6 +83,65 @@ static int conv_shape(fxp_ctx *ctx, const char *func, const fxp_tensor *x, const
     return fxp__conv_check(ctx, func, s);
 }
 
+/* ---- the fused series (ops/conv_series.h): fixed terms, zero padding ---------- */
+
+typedef struct fused_saved {
+    fxp__conv_shape s;
+    float sign;
+    int terms;
+    float **t; /* t[1..terms-1] on the tape, or NULL: recomputed by the backward */
+} fused_saved;
+
+/* dL/dx and dL/dK through the adjoint recursion of conv_series.h.  The saved
+ * terms are only read, so the tape may be back-propagated more than once. */
+static int fused_backward(fxp_tape *t, const fxp_node *node)
+{
+    const fused_saved *sv = node->saved;
+    fxp_var *x = node->in[0], *k = node->in[1];
+    return fxp__conv_series_backward(fxp_tape_ctx(t), &sv->s, k->value.data, sv->sign, sv->terms,
+                                     x->value.data, (const float *const *)sv->t, node->out->grad,
+                                     x->grad, k->grad);
+}
+
+static int expm_conv_fused(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel,
+                           const fxp__conv_shape *s, int inverse, const fxp_expm_opts *o,
+                           fxp_expm_info *info)
+{
+    fxp_ctx *ctx = fxp_tape_ctx(t);
+    fxp_var *in[2] = { x, kernel }, *y;
+    const int need = fxp_tape_needs_grad(t, 2, in), T = o->terms;
+    const size_t bytes = (size_t)fxp_tensor_numel(&x->value) * sizeof(float);
+    int rc = fxp_tape_var(t, &y, x->value.ndim, x->value.shape);
+    if (rc < 0) return rc;
+    float **terms = NULL; /* NULL: the backward recomputes them */
+    if (need && T > 1 && !fxp_tape_save_memory(t)) {
+        if (!(terms = fxp_tape_alloc(t, (size_t)T * sizeof *terms))) return FXP_ENOMEM;
+        terms[0] = x->value.data; /* read only */
+        for (int i = 1; i < T; i++)
+            if (!(terms[i] = fxp_tape_alloc(t, bytes))) return FXP_ENOMEM;
+    }
+    double ss;
+    const float sign = inverse ? -1.0f : 1.0f;
+    if ((rc = fxp__conv_series_forward(ctx, s, kernel->value.data, sign, T, x->value.data,
+                                       y->value.data, terms, &ss)) < 0)
+        return rc;
+    if (info) { /* the remainder bound of expm.h, from the caller's norm bound */
+        const double ni = sqrt(ss), r = o->norm_bound / (T + 1);
+        info->terms = T;
+        info->last_norm = ni;
+        info->error_bound = o->norm_bound > 0 && r < 1 ? ni * r / (1 - r) : -1;
+    }
+    if (need) {
+        fused_saved *sv = fxp_tape_alloc(t, sizeof *sv);
+        if (!sv) return FXP_ENOMEM;
+        *sv = (fused_saved){ *s, sign, T, terms };
+        if ((rc = fxp_tape_record(t, "fxp_expm_conv", fused_backward, y, 2, in, sv)) < 0)
+            return rc;
+    }
+    *out = y;
+    return FXP_OK;
+}
+
 int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel, fxp_padding padding,
                   int inverse, const fxp_expm_opts *opts, fxp_expm_info *info)
 {
@@ -90,6 +152,10 @@ int fxp_expm_conv(fxp_tape *t, fxp_var **out, fxp_var *x, fxp_var *kernel, fxp_p
     fxp__conv_shape s;
     int rc = conv_shape(ctx, __func__, &x->value, &kernel->value, padding, &s);
     if (rc < 0) return rc;
+    const fxp_expm_opts *o = fxp__expm_opts_or_default(opts);
+    if ((rc = fxp__expm_check_opts(ctx, __func__, o)) < 0) return rc;
+    if (o->tol == 0 && fxp__conv_series_ok(ctx, &s))
+        return expm_conv_fused(t, out, x, kernel, &s, inverse, o, info);
     conv_op *c = fxp_tape_alloc(t, sizeof *c);
     fxp_linop *op = fxp_tape_alloc(t, sizeof *op);
     if (!c || !op) return FXP_ENOMEM;
@@ -188,16 +254,27 @@ int fxp_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *kernel
     int rc = raw_conv_sizes(ctx, __func__, &s, &size, &ksize);
     if (rc < 0) return rc;
     /* The series runs into scratch and is copied to y only on success; the
-     * scratch is taken first, so sizes beyond memory fail before x is read. */
+     * scratch is taken first, so sizes beyond memory fail before x is read.
+     * Fused per image when the kernels allow (ops/conv_series.h), else one
+     * batched convolution per term. */
     fxp__arena_mark mark = fxp__scratch_save(ctx);
     float *tmp = fxp__scratch_alloc(ctx, (size_t)size * sizeof(float));
     if (!tmp) return FXP_ENOMEM;
     if ((rc = fxp__check_finite_buf(ctx, __func__, "kernel", kernel, ksize)) >= 0 &&
         (rc = fxp__check_finite_buf(ctx, __func__, "x", x, size)) >= 0) {
-        conv_op cop = { s, kernel, NULL };
-        fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply, .apply_t = conv_apply_t,
-                         .apply_term = conv_apply_term };
-        rc = fxp__expm_raw(ctx, &op, x, tmp, inverse, terms);
+        if (fxp__conv_series_ok(ctx, &s)) {
+            double last_ss = 0;
+            rc = fxp__conv_series_forward(ctx, &s, kernel, inverse ? -1.0f : 1.0f, terms, x, tmp,
+                                          NULL, &last_ss);
+            if (rc >= 0)
+                rc = fxp__expm_raw_converged(ctx, __func__, terms, sqrt(last_ss),
+                                             sqrt(fxp__sumsq(ctx, x, size)));
+        } else {
+            conv_op cop = { s, kernel, NULL };
+            fxp_linop op = { .self = &cop, .size = size, .apply = conv_apply,
+                             .apply_t = conv_apply_t, .apply_term = conv_apply_term };
+            rc = fxp__expm_raw(ctx, &op, x, tmp, inverse, terms);
+        }
     }
     if (rc >= 0) memcpy(y, tmp, (size_t)size * sizeof(float));
     fxp__scratch_restore(ctx, mark);

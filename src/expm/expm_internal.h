@@ -25,4 +25,23 @@ double fxp__expm_add_term(fxp_ctx *ctx, int64_t n, float s, const float *m, floa
 int fxp__expm_raw(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y, int negate,
                   int terms);
 
+/* The raw functions' convergence test, for series run elsewhere (the fused
+ * kernels): FXP_ECONVERGE, reported as func, unless last_norm <=
+ * FXP_EXPM_RAW_TOL xnorm. */
+int fxp__expm_raw_converged(fxp_ctx *ctx, const char *func, int terms, double last_norm,
+                            double xnorm);
+
+/* Graph convolution exponential without gradients for one adjacency A [N, N]
+ * shared by the B graphs and F <= FXP_GRAPH_LANES_MAX_F features
+ * (graph_lanes.c): y = sum_{i=0..T} t_i, t_i = (sign / i) M t_{i-1},
+ * M X = X t0 + A X t1, sixteen graphs per SIMD vector.  complete != 0: A is
+ * c (J - I) (adj is not read).  y may alias x; nothing is written to y on
+ * error (FXP_ENUMERIC for NaN/Inf in x, naming its index, or a non-finite
+ * result; FXP_ENOMEM).  norms (may be NULL): ||x|| and ||t_T|| (the last
+ * term), summed in a fixed order, for a convergence check. */
+#define FXP_GRAPH_LANES_MAX_F 16
+int fxp__graph_series_lanes(fxp_ctx *ctx, const float *x, float *y, const float *adj,
+                            int complete, float c, const float *t0, const float *t1, int B,
+                            int N, int F, float sign, int T, double *norms);
+
 #endif

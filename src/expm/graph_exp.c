@@ -625,7 +625,14 @@ int fxp_graph_conv_exp_ctx(fxp_ctx *ctx, const float *x, float *y, const float *
     int shape[2] = { nodes, nodes };
     fxp_tensor a = fxp_tensor_wrap((float *)adj, 2, shape), ah = fxp_tensor_wrap(ahat, 2, shape);
     rc = fxp_graph_normalize(ctx, &a, &ah, NULL);
-    if (rc >= 0) {
+    if (rc >= 0 && features <= FXP_GRAPH_LANES_MAX_F) { /* sixteen graphs per SIMD vector */
+        float c = 0;
+        double norms[2] = { 0, 0 };
+        const int complete = is_complete(ahat, nodes, 1, &c);
+        rc = fxp__graph_series_lanes(ctx, x, tmp, ahat, complete, c, theta0, theta1, batch, nodes,
+                                     features, inverse ? -1.0f : 1.0f, terms, norms);
+        if (rc >= 0) rc = fxp__expm_raw_converged(ctx, __func__, terms, norms[1], norms[0]);
+    } else if (rc >= 0) {
         graph_op g = { batch, nodes, features, 1, ahat, theta0, theta1, NULL, NULL, 0, 0 };
         g.complete = is_complete(ahat, nodes, 1, &g.c);
         fxp_linop op = { .self = &g, .size = size, .apply = graph_apply,

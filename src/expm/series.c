@@ -200,6 +200,16 @@ int fxp_expm_linop_apply(fxp_ctx *ctx, const fxp_linop *op, const float *x, floa
     return series(ctx, NULL, op, x, y, negate ? -1.0f : 1.0f, opts, info, NULL, NULL);
 }
 
+int fxp__expm_raw_converged(fxp_ctx *ctx, const char *func, int terms, double last_norm,
+                            double xnorm)
+{
+    if (last_norm <= FXP_EXPM_RAW_TOL * xnorm) return FXP_OK;
+    return fxp__err(ctx, FXP_ECONVERGE, func, "the series has not converged after %d terms: the "
+                    "last term's norm %.3g is %.3g times the input's (at most %g allowed); the "
+                    "map's norm is too large for %d terms (scale it down or use more terms)",
+                    terms, last_norm, last_norm / xnorm, FXP_EXPM_RAW_TOL, terms);
+}
+
 int fxp__expm_raw(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y, int negate,
                   int terms)
 {
@@ -208,13 +218,7 @@ int fxp__expm_raw(fxp_ctx *ctx, const fxp_linop *op, const float *x, float *y, i
     double xnorm = 0;
     int rc = series(ctx, NULL, op, x, y, negate ? -1.0f : 1.0f, &o, &info, NULL, &xnorm);
     if (rc < 0) return rc;
-    if (!(info.last_norm <= FXP_EXPM_RAW_TOL * xnorm))
-        return FXP_ERR(ctx, FXP_ECONVERGE, "the series has not converged after %d terms: the "
-                       "last term's norm %.3g is %.3g times the input's (at most %g allowed); "
-                       "the map's norm is too large for %d terms (scale it down or use more "
-                       "terms)", terms, info.last_norm, info.last_norm / xnorm, FXP_EXPM_RAW_TOL,
-                       terms);
-    return FXP_OK;
+    return fxp__expm_raw_converged(ctx, __func__, terms, info.last_norm, xnorm);
 }
 
 typedef struct linop_saved {

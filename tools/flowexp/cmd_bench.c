@@ -18,6 +18,13 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static long minor_faults(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
 static double peak_rss_mb(void)
 {
     struct rusage ru;
@@ -30,7 +37,7 @@ int cmd_bench(int argc, char **argv)
 {
     const char *model = NULL;
     int batch = 0, steps = 5, threads = 0, json = 0, nodes = 9, seed = 0, n_sample = 0,
-        sample_chunk = 0;
+        sample_chunk = 0, save_memory = 0;
     arg_list sets = { { 0 }, 0 };
     arg_spec specs[] = {
         { "model", ARG_STRING, &model, "NAME", "coupling | gnf | gnf-gce | flow-1x1 | ... | flow-convexp | sylvester | ... | coupling-flow", 0, 0, NULL, 1, 0 },
@@ -42,6 +49,7 @@ int cmd_bench(int argc, char **argv)
         { "nodes", ARG_INT, &nodes, "N", "graph models: nodes per graph (default 9)", 2, 4096, NULL, 0, 0 },
         { "threads", ARG_INT, &threads, "T", "threads (default: all cores, or OMP_NUM_THREADS)", 1, 256, NULL, 0, 0 },
         { "seed", ARG_INT, &seed, "S", "seed (default 0)", 0, 2147483647, NULL, 0, 0 },
+        { "save-memory", ARG_FLAG, &save_memory, NULL, "memory-saving backpropagation (fxp_tape_set_save_memory)", 0, 0, NULL, 0, 0 },
         { "json", ARG_FLAG, &json, NULL, "print one JSON object", 0, 0, NULL, 0, 0 },
     };
     const int n_specs = (int)(sizeof specs / sizeof specs[0]);
@@ -78,11 +86,13 @@ int cmd_bench(int argc, char **argv)
     image_run im = { 0 };
     fxp_tensor x = { 0 }, adj = { 0 };
     double *times = malloc((size_t)steps * sizeof *times);
-    if (!times || fxp_ctx_new(&ctx) < 0 || (threads && fxp_ctx_set_threads(ctx, threads) < 0) ||
+    double *faults = malloc((size_t)steps * sizeof *faults);
+    if (!times || !faults || fxp_ctx_new(&ctx) < 0 || (threads && fxp_ctx_set_threads(ctx, threads) < 0) ||
         fxp_tape_new(ctx, &t) < 0) {
         tool_error("bench", "%s", fxp_last_error());
         goto done;
     }
+    fxp_tape_set_save_memory(t, save_memory);
     fxp_rng rng;
     fxp_rng_seed(&rng, (uint64_t)seed + 3);
     fxp_params *ps;
@@ -137,6 +147,7 @@ int cmd_bench(int argc, char **argv)
     /* training steps: one warm-up (data-dependent inits, arena growth), then timed */
     for (int s = -1; s < steps; s++) {
         const double t0 = progress_now();
+        const long f0 = minor_faults();
         fxp_var *vx, *lp, *loss;
         fxp_tape_reset(t);
         fxp_tape_set_grad_enabled(t, 1);
@@ -158,11 +169,17 @@ int cmd_bench(int argc, char **argv)
             tool_error("bench", "training step: %s", fxp_last_error());
             goto done;
         }
-        if (s >= 0) times[s] = progress_now() - t0;
+        if (s >= 0) {
+            times[s] = progress_now() - t0;
+            faults[s] = (double)(minor_faults() - f0);
+        }
     }
     qsort(times, (size_t)steps, sizeof *times, cmp_double);
+    qsort(faults, (size_t)steps, sizeof *faults, cmp_double);
     const double step_s = steps % 2 ? times[steps / 2] : 0.5 * (times[steps / 2 - 1] + times[steps / 2]);
-    const double train_rss = peak_rss_mb();
+    const double step_faults =
+        steps % 2 ? faults[steps / 2] : 0.5 * (faults[steps / 2 - 1] + faults[steps / 2]);
+    const double train_rss = peak_rss_mb(), train_tape = (double)fxp_tape_bytes_peak(t);
     /* sampling: evaluation mode, no gradients */
     if (!n_sample) n_sample = batch;
     fxp_tape_reset(t);
@@ -191,13 +208,15 @@ int cmd_bench(int argc, char **argv)
     }
     const size_t params = fxp_params_size(ps, FXP_PARAM_TRAINABLE);
     if (json) {
-        printf("{\"model\": \"%s\", \"batch\": %d, \"sample_n\": %d, \"threads\": %d, "
-               "\"steps\": %d, "
+        printf("{\"model\": \"%s\", \"batch\": %d, \"sample_n\": %d, \"sample_chunk\": %d, "
+               "\"threads\": %d, \"steps\": %d, \"save_memory\": %d, "
                "\"train_step_s\": %.6g, \"train_step_min_s\": %.6g, \"sample_s\": %.6g, "
                "\"peak_rss_mb\": %.1f, \"train_peak_rss_mb\": %.1f, \"params\": %zu, "
-               "\"tape_peak_mb\": %.1f}\n",
-               model, batch, n_sample, fxp_ctx_threads(ctx), steps, step_s, times[0], sample_s,
-               peak_rss_mb(), train_rss, params, fxp_tape_bytes_peak(t) / 1048576.0);
+               "\"tape_peak_mb\": %.1f, \"train_tape_peak_mb\": %.1f, "
+               "\"train_minor_faults\": %.0f}\n",
+               model, batch, n_sample, chunk, fxp_ctx_threads(ctx), steps, save_memory, step_s,
+               times[0], sample_s, peak_rss_mb(), train_rss, params,
+               fxp_tape_bytes_peak(t) / 1048576.0, train_tape / 1048576.0, step_faults);
     } else {
         printf("%s: batch %d, %d thread(s): training step %.4f s (median of %d, min %.4f); "
                "sampling %d: %.4f s; peak memory %.1f MB (tape %.1f MB); %zu parameters\n",
@@ -207,6 +226,7 @@ int cmd_bench(int argc, char **argv)
     rc = 0;
 done:
     free(times);
+    free(faults);
     fxp_tensor_release(&x);
     fxp_tensor_release(&adj);
     fxp_optim_free(opt);

@@ -344,6 +344,7 @@ static int truncate_log(const char *path, long long step)
 int cmd_train_image(int argc, char **argv)
 {
     const char *model = NULL, *data = NULL, *out = NULL, *config = NULL;
+    int save_memory = 0;
     int seed = 0, threads = 0, steps = 0, batch = 0, resume = 0, quiet = 0, eval_every = 0,
         valid_n = 0, force = 0, list_keys = 0;
     double lr = 0, time_limit = 0;
@@ -365,6 +366,7 @@ int cmd_train_image(int argc, char **argv)
         { "eval-every", ARG_INT, &eval_every, "N", "validate, log and checkpoint every N steps (default steps/20)", 1, 1e9, NULL, 0, 0 },
         { "valid-n", ARG_INT, &valid_n, "N", "validate on the first N images of 'valid' (default all)", 1, 1e9, NULL, 0, 0 },
         { "resume", ARG_FLAG, &resume, NULL, "continue from DIR/checkpoint.h5 with its configuration", 0, 0, NULL, 0, 0 },
+        { "save-memory", ARG_FLAG, &save_memory, NULL, "memory-saving backpropagation: recompute inside the backward what the convolution exponentials and DenseNets would keep (same gradients, less memory, more time)", 0, 0, NULL, 0, 0 },
         { "force", ARG_FLAG, &force, NULL, "start afresh even if DIR holds a run", 0, 0, NULL, 0, 0 },
         { "quiet", ARG_FLAG, &quiet, NULL, "no progress output", 0, 0, NULL, 0, 0 },
         { "list-keys", ARG_FLAG, &list_keys, NULL, "print the configuration keys of --model with their defaults and meaning", 0, 0, NULL, 0, 0 },
@@ -593,6 +595,7 @@ int cmd_train_image(int argc, char **argv)
         tool_error("train", "%s", fxp_last_error()[0] ? fxp_last_error() : "out of memory");
         goto done;
     }
+    fxp_tape_set_save_memory(tape, save_memory);
     if (!resume) {
         /* data-dependent initialisations (actnorm) see the first global batch
          * in one training forward without gradients, on every rank alike, so

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "flows/image/image_internal.h"
+#include "ops/densenet.h"
 
 int fxp__check_nchw(fxp_ctx *ctx, const char *who, const fxp_var *x, int channels)
 {
@@ -94,26 +95,25 @@ out:
 }
 
 /* h <- concat(h, relu(conv3(relu(conv1(h))))) per layer, then the output 1x1
- * (gated: a + b sigmoid(c) of its three channel blocks). */
+ * (gated: a + b sigmoid(c) of its three channel blocks): one fused tape op
+ * (ops/densenet.h). */
 int fxp__densenet_apply(const fxp__densenet *d, fxp_tape *t, fxp_var *x, fxp_var **y)
 {
-    fxp_var *h = x, *a, *o;
+    const int D = d->depth;
+    fxp_var **p = fxp_tape_alloc(t, (size_t)4 * D * sizeof *p);
+    if (!p) return FXP_ENOMEM;
+    fxp__densenet_vars v = { D, 0, d->gated, p, p + D, p + 2 * D, p + 3 * D, NULL, NULL };
     int rc = FXP_OK;
-    for (int l = 0; l < d->depth; l++) {
-        FXP_TRY(fxp__conv_apply(&d->c1[l], t, h, 1, &a));
-        FXP_TRY(fxp__conv_apply(&d->c3[l], t, a, 1, &a));
-        FXP_TRY(fxp_concat(t, &h, h, a, 1));
+    for (int l = 0; l < D; l++) {
+        FXP_TRY(fxp_tape_param(t, &v.w1[l], d->c1[l].w));
+        FXP_TRY(fxp_tape_param(t, &v.b1[l], d->c1[l].b));
+        FXP_TRY(fxp_tape_param(t, &v.w3[l], d->c3[l].w));
+        FXP_TRY(fxp_tape_param(t, &v.b3[l], d->c3[l].b));
     }
-    FXP_TRY(fxp__conv_apply(&d->out, t, h, 0, &o));
-    if (d->gated) {
-        fxp_var *ga, *gbc, *gb, *gc;
-        FXP_TRY(fxp_split(t, &ga, &gbc, o, 1, d->n_out));
-        FXP_TRY(fxp_split(t, &gb, &gc, gbc, 1, d->n_out));
-        FXP_TRY(fxp_sigmoid(t, &gc, gc));
-        FXP_TRY(fxp_mul(t, &gb, gb, gc));
-        FXP_TRY(fxp_add(t, &o, ga, gb));
-    }
-    *y = o;
+    FXP_TRY(fxp_tape_param(t, &v.wo, d->out.w));
+    FXP_TRY(fxp_tape_param(t, &v.bo, d->out.b));
+    v.growth = v.w3[0]->value.shape[0];
+    FXP_TRY(fxp__densenet_op(t, y, x, &v, fxp_tape_save_memory(t)));
 out:
     return rc;
 }
