@@ -595,6 +595,33 @@ const char *fxp__h5_class_name(H5T_class_t cls)
     }
 }
 
+int fxp__h5_open_dataset(fxp_ctx *ctx, hid_t fid, const char *name, const char *path,
+                         hid_t *dset, hid_t *type)
+{
+    *dset = *type = -1;
+    H5O_info_t oi;
+    if (H5Oget_info_by_name(fid, name, &oi, H5P_DEFAULT) < 0)
+        return FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read the header of \"%s\" (damaged file?)", path, name);
+    if (oi.type != H5O_TYPE_DATASET)
+        return FXP_ERR(ctx, FXP_EFORMAT, "%s: \"%s\" is a %s, not a dataset", path, name,
+                       oi.type == H5O_TYPE_GROUP ? "group" : "named type");
+    if ((*dset = H5Dopen2(fid, name, H5P_DEFAULT)) < 0 || (*type = H5Dget_type(*dset)) < 0) {
+        if (*dset >= 0) H5Dclose(*dset);
+        *dset = *type = -1;
+        return FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot open dataset \"%s\" (damaged file?)", path, name);
+    }
+    return FXP_OK;
+}
+
+int fxp__h5_check_nonempty(fxp_ctx *ctx, const int *dims, int nd, const char *name, const char *path)
+{
+    for (int i = 0; i < nd; i++)
+        if (dims[i] < 1)
+            return FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" is empty (dimension %d is %d)", path,
+                           name, i, dims[i]);
+    return FXP_OK;
+}
+
 int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int,
                         fxp_tensor *out, const char *path)
 {
@@ -608,20 +635,7 @@ int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int
                      name, have);
         goto out;
     }
-    H5O_info_t oi;
-    if (H5Oget_info_by_name(fid, name, &oi, H5P_DEFAULT) < 0) {
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read the header of \"%s\" (damaged file?)", path, name);
-        goto out;
-    }
-    if (oi.type != H5O_TYPE_DATASET) {
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: \"%s\" is a %s, not a dataset", path, name,
-                     oi.type == H5O_TYPE_GROUP ? "group" : "named type");
-        goto out;
-    }
-    if ((dset = H5Dopen2(fid, name, H5P_DEFAULT)) < 0 || (type = H5Dget_type(dset)) < 0) {
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot open dataset \"%s\" (damaged file?)", path, name);
-        goto out;
-    }
+    FXP_TRY(fxp__h5_open_dataset(ctx, fid, name, path, &dset, &type));
     const H5T_class_t cls = H5Tget_class(type);
     if (cls != H5T_FLOAT && !(allow_int && cls == H5T_INTEGER)) {
         rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" holds %s; expected %s", path, name,
@@ -635,12 +649,7 @@ int fxp__h5_read_tensor(fxp_ctx *ctx, hid_t fid, const char *name, int allow_int
                      nd == 0 ? "0 (a scalar)" : "too large or unreadable", FXP_MAX_DIMS);
         goto out;
     }
-    for (int i = 0; i < nd; i++)
-        if (dims[i] < 1) {
-            rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" is empty (dimension %d is %d)", path,
-                         name, i, dims[i]);
-            goto out;
-        }
+    FXP_TRY(fxp__h5_check_nonempty(ctx, dims, nd, name, path));
     /* A crafted header can declare terabytes in a small file; deflate
      * compresses by at most about 1032:1, so more than that (plus 1 MiB of
      * unwritten chunks' fill) is refused before allocating. */

@@ -85,6 +85,16 @@ void fxp__h5_root_names(hid_t fid, char *buf, size_t size);
 /* "integers", "strings", ...: a type class in words, for error messages. */
 const char *fxp__h5_class_name(H5T_class_t cls);
 
+/* Open dataset `name` of fid (the caller checked that the link exists) and
+ * its type: FXP_EFORMAT (message naming path and name) if the header is
+ * unreadable, the object is a group or named type, or it cannot be opened;
+ * on error *dset and *type are -1 and nothing stays open. */
+int fxp__h5_open_dataset(fxp_ctx *ctx, hid_t fid, const char *name, const char *path,
+                         hid_t *dset, hid_t *type);
+
+/* FXP_EFORMAT naming the first zero dimension of dataset `name`, else FXP_OK. */
+int fxp__h5_check_nonempty(fxp_ctx *ctx, const int *dims, int nd, const char *name, const char *path);
+
 /* Read dataset `name` of an open file into an owning float32 tensor: rank
  * 1..FXP_MAX_DIMS, no zero dimension, every value finite.  Accepted types:
  * IEEE floats, and integers too if allow_int.  Errors (message naming path

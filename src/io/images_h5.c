@@ -96,20 +96,7 @@ static int open_u8(fxp_ctx *ctx, hid_t fid, const char *name, int rank, int *dim
     hid_t dset = -1, type = -1;
     int rc = FXP_OK;
     *dset_out = -1;
-    H5O_info_t oi;
-    if (H5Oget_info_by_name(fid, name, &oi, H5P_DEFAULT) < 0) {
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot read the header of \"%s\" (damaged file?)", path, name);
-        goto out;
-    }
-    if (oi.type != H5O_TYPE_DATASET) {
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: \"%s\" is a %s, not a dataset", path, name,
-                     oi.type == H5O_TYPE_GROUP ? "group" : "named type");
-        goto out;
-    }
-    if ((dset = H5Dopen2(fid, name, H5P_DEFAULT)) < 0 || (type = H5Dget_type(dset)) < 0) {
-        rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: cannot open dataset \"%s\" (damaged file?)", path, name);
-        goto out;
-    }
+    FXP_TRY(fxp__h5_open_dataset(ctx, fid, name, path, &dset, &type));
     const H5T_class_t cls = H5Tget_class(type);
     if (cls != H5T_INTEGER || H5Tget_size(type) != 1 || H5Tget_sign(type) != H5T_SGN_NONE) {
         char what[64];
@@ -130,12 +117,7 @@ static int open_u8(fxp_ctx *ctx, hid_t fid, const char *name, int rank, int *dim
                      name, got, rank, rank == 4 ? "[n, channels, height, width]" : "[n]");
         goto out;
     }
-    for (int i = 0; i < nd; i++)
-        if (dims[i] < 1) {
-            rc = FXP_ERR(ctx, FXP_EFORMAT, "%s: dataset \"%s\" is empty (dimension %d is %d)", path,
-                         name, i, dims[i]);
-            goto out;
-        }
+    FXP_TRY(fxp__h5_check_nonempty(ctx, dims, nd, name, path));
     *dset_out = dset;
     dset = -1;
 out:
