@@ -76,6 +76,17 @@ static void coupling_opts(const fxp_image_model_config *c, int channels, int con
     } while (0)
 
 /* The prior flow of imageflow.h and its top latent shape. */
+/* The prior model p(v) from its flow (taken over, also on failure) and a
+ * per-channel diagonal Gaussian base on the C x H x W latent. */
+static int finish_prior(fxp_image_model *m, fxp_params *ps, fxp_flow *seq, int C, int H, int W)
+{
+    m->latent[0] = C;
+    m->latent[1] = H;
+    m->latent[2] = W;
+    const int pshape[3] = { C, 1, 1 };
+    return fxp_model_new(m->ctx, ps, "pv", seq, FXP_BASE_DIAG_NORMAL, 3, pshape, &m->pv);
+}
+
 static int build_prior(fxp_image_model *m, fxp_params *ps, fxp_rng *rng)
 {
     fxp_ctx *ctx = m->ctx;
@@ -104,11 +115,7 @@ static int build_prior(fxp_image_model *m, fxp_params *ps, fxp_rng *rng)
             W /= 2;
         }
     }
-    m->latent[0] = C;
-    m->latent[1] = H;
-    m->latent[2] = W;
-    const int pshape[3] = { C, 1, 1 };
-    rc = fxp_model_new(ctx, ps, "pv", seq, FXP_BASE_DIAG_NORMAL, 3, pshape, &m->pv);
+    rc = finish_prior(m, ps, seq, C, H, W);
     seq = NULL; /* owned by the model, also on failure */
 out:
     fxp_flow_free(seq);
@@ -209,11 +216,7 @@ static int build_prior_blocks(fxp_image_model *m, fxp_params *ps, fxp_rng *rng)
         H /= 2;
         W /= 2;
     }
-    m->latent[0] = C;
-    m->latent[1] = H;
-    m->latent[2] = W;
-    const int pshape[3] = { C, 1, 1 };
-    rc = fxp_model_new(ctx, ps, "pv", seq, FXP_BASE_DIAG_NORMAL, 3, pshape, &m->pv);
+    rc = finish_prior(m, ps, seq, C, H, W);
     seq = NULL; /* owned by the model, also on failure */
 out:
     fxp_flow_free(seq);
