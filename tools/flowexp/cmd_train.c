@@ -12,7 +12,6 @@
  * is cut back to the checkpoint's step. */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -25,13 +24,6 @@
 #include "store.h"
 #include "text.h"
 
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
 
 static const char LOG_HEADER[] = "step,epoch,train_nll,valid_nll,lr,seconds\n";
 
@@ -565,11 +557,7 @@ int cmd_train(int argc, char **argv)
         tool_error("train", "rank %d: %s", rank, fxp_last_error());
         goto done;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    tool_catch_interrupts();
 
     if (!o.quiet)
         fprintf(stderr, "flowexp train: %s on %s (%d graphs of %d nodes), %lld steps of %d graphs, "
@@ -601,7 +589,7 @@ int cmd_train(int argc, char **argv)
             goto done;
         }
         if (o.time_limit > 0 && progress_now() - t0 >= o.time_limit) stop_reason = 1;
-        if (interrupted) stop_reason = 2;
+        if (tool_interrupted()) stop_reason = 2;
         if (dist) { /* the global batch's loss, and a stop every rank agrees on */
             double red[3] = { loss * (double)shard_n / B, stop_reason == 1, stop_reason == 2 };
             if (fxp_dist_sum(dist, red, 3) < 0) {

@@ -3,7 +3,6 @@
  * model name or the checkpoint is an image model's. */
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -235,12 +234,6 @@ int image_read_split(fxp_ctx *ctx, const char *path, const char *split,
 
 /* ---- train ------------------------------------------------------------------------ */
 
-static volatile sig_atomic_t interrupted;
-static void on_signal(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
 
 /* Streams of step `step` for one purpose, pure functions of (seed, step). */
 static fxp_rng step_rng(unsigned long long seed, long long step, unsigned purpose)
@@ -629,11 +622,7 @@ int cmd_train_image(int argc, char **argv)
         tool_error("train", "rank %d: %s", rank, fxp_last_error());
         goto done;
     }
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    tool_catch_interrupts();
     char label[64];
     image_model_label(&cfg, label, sizeof label);
     if (!quiet)
@@ -691,7 +680,7 @@ int cmd_train_image(int argc, char **argv)
         /* the global batch's loss, and a stop that every rank agrees on */
         double step_loss = loss->value.data[0];
         if (time_limit > 0 && progress_now() - t0 >= time_limit) stop_reason = 1;
-        if (interrupted) stop_reason = 2;
+        if (tool_interrupted()) stop_reason = 2;
         if (dist) {
             double red[3] = { step_loss * (double)shard_n / B, stop_reason == 1, stop_reason == 2 };
             if (fxp_dist_sum(dist, red, 3) < 0) {

@@ -9,6 +9,7 @@
  *   flowexp plot ...         figures: learning curves, results beside the paper
  *   flowexp info ...         what a checkpoint holds
  */
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,6 +28,28 @@ void tool_error(const char *cmd, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     fprintf(stderr, "flowexp %s: %s\n", cmd, text_sanitize(safe, sizeof safe, msg));
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+void tool_catch_interrupts(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int tool_interrupted(void)
+{
+    return interrupted;
 }
 
 static char tool_msg[1024];

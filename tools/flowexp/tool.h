@@ -29,6 +29,11 @@ int tool_fail(int code, const char *fmt, ...)
     ;
 const char *tool_message(void);
 
+/* From now on SIGINT and SIGTERM only set a flag, which tool_interrupted()
+ * reads: training loops stop at the next step and save a checkpoint. */
+void tool_catch_interrupts(void);
+int tool_interrupted(void);
+
 int cmd_data(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
