@@ -80,6 +80,20 @@ cut -d, -f1-5 "$T/a/log.csv" > "$T/la"; cut -d, -f1-5 "$T/b/log.csv" > "$T/lb"
 cmp -s "$T/la" "$T/lb" && ok "resumed log.csv equals the uninterrupted one" || fail "logs differ: $(diff "$T/la" "$T/lb")"
 expect 2 "resume takes no --model" -- "$F" train --data "$T/d.h5" --out "$T/b" --resume --model flow-convexp
 
+# ---- SIGTERM: a checkpoint, exit 130, and the run resumes
+# shellcheck disable=SC2086
+"$F" train --data "$T/d.h5" --threads 1 --quiet --batch 8 --eval-every 3 --model flow-1x1 $SMALL \
+    --out "$T/sig" --steps 1000000 >"$T/sigout" 2>"$T/err" &
+pid=$!
+for _ in $(seq 1 80); do  # the handler is in place once the first row is logged
+    [ "$(cat "$T/sig/log.csv" 2>/dev/null | wc -l)" -ge 2 ] && break; sleep 0.25
+done
+kill -TERM $pid; wait $pid; st=$?
+[ $st -eq 130 ] && ok "SIGTERM exits 130" || fail "SIGTERM exit $st: $(cat "$T/err")"
+grep -q "interrupted; resume with --resume" "$T/err" && ok "says how to resume" || fail "message: $(cat "$T/err")"
+exists "$T/sig/checkpoint.h5"
+expect 0 "resume after SIGTERM" -- "$F" train --data "$T/d.h5" --threads 1 --quiet --out "$T/sig" --resume --steps 1
+
 # ---- eval
 expect 0 "eval --json --iw-samples 4" -- "$F" eval --checkpoint "$T/a/best.h5" --data "$T/d.h5" --split test --iw-samples 4 --json --quiet --threads 1
 $PY - "$T/out" <<'PYEOF' && ok "eval JSON: fields, IW <= ELBO" || fail "eval JSON: $(cat "$T/out")"

@@ -742,11 +742,15 @@ int cmd_train_image(int argc, char **argv)
     /* every rank must hold the same bits; say so */
     if (dist && tool_dist_identical(dist, r.ps, "train", comm_seconds, progress_now() - t0) < 0)
         goto done;
-    if (lead)
-        printf("trained %s: step %lld/%lld, %.1f s; best valid %.4f bits/dim (step %lld)\n"
-           "checkpoint: %s\n",
-           model ? model : label, st.step, total, st.train_seconds, st.best_valid, st.best_step,
-           ckpt_path);
+    if (lead) {
+        char best[96];
+        if (st.best_step >= 0)
+            snprintf(best, sizeof best, "best valid %.4f bits/dim (step %lld)", st.best_valid, st.best_step);
+        else
+            snprintf(best, sizeof best, "not validated yet");
+        printf("trained %s: step %lld/%lld, %.1f s; %s\ncheckpoint: %s\n", model ? model : label,
+               st.step, total, st.train_seconds, best, ckpt_path);
+    }
     if (stop_reason == 2) {
         if (lead) fprintf(stderr, "flowexp train: interrupted; resume with --resume\n");
         rc = EXIT_INTERRUPTED;
