@@ -126,8 +126,15 @@ job=$!
 i=0
 while [ ! -s "$T/k/checkpoint.h5" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
 sleep 1
-victim=$(pgrep -f "out $T/k" | tail -1)
-[ -n "$victim" ] && kill -9 "$victim"
+# a rank: a flowexp process of this run (not timeout or mpirun); /proc, since
+# a minimal Debian has no pgrep
+victim=""
+for p in /proc/[0-9]*; do
+    cmd=$(tr '\0' ' ' < "$p/cmdline" 2>/dev/null) || continue
+    case $cmd in timeout*|mpirun*|*/mpirun*|orterun*|prterun*) continue ;; esac
+    case $cmd in *flowexp\ train*"--out $T/k "*) victim=${p#/proc/} ;; esac
+done
+[ -n "$victim" ] && kill -9 "$victim" || fail "no rank process of the run found to kill"
 start=$(date +%s)
 wait $job; st=$?
 el=$(( $(date +%s) - start ))
