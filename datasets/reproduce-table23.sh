@@ -16,7 +16,8 @@
 # Defaults: runs/table23, 1500 steps of 32 images, 2 runs at a time with 1
 # thread each; -ELBO on the first ELBO_N (2000) test images, IW with IW_K (20)
 # samples on the first IW_N (500).  Writes OUT_DIR/results.csv, table23.md
-# and table23.{png,pdf}.  FLOWEXP=path/to/flowexp uses that program.
+# and table23.{png,pdf}.  FLOWEXP=path/to/flowexp uses that program; SEED=S
+# trains with seed S (default 0; one seed per OUT_DIR).
 set -eu
 case ${FLOWEXP:-/} in /*) ;; *) FLOWEXP=$PWD/$FLOWEXP;; esac
 cd "$(dirname "$0")/.."
@@ -32,6 +33,7 @@ parallel=${3:-2}
 elbo_n=${ELBO_N:-2000}
 iw_k=${IW_K:-20}
 iw_n=${IW_N:-500}
+seed=${SEED:-0}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 if [ -n "${FLOWEXP:-}" ]; then F=$FLOWEXP; else scripts/setup.sh; F=build/tools/flowexp/flowexp; fi
 mkdir -p "$out"
@@ -52,7 +54,7 @@ run_one() { # model dequantization
     # shellcheck disable=SC2086
     if $F train --model "$1" --config datasets/table23/fmnist.conf --set dequantization="$2" $extra \
             --data "$out/fmnist.h5" --out "$dir" --steps "$steps" --eval-every $(( steps / 10 > 0 ? steps / 10 : 1 )) \
-            --valid-n 1000 --seed 0 --threads 1 --quiet --force > "$dir.train.txt" 2>&1 &&
+            --valid-n 1000 --seed "$seed" --threads 1 --quiet --force > "$dir.train.txt" 2>&1 &&
        $F eval --checkpoint "$dir/best.h5" --data "$out/fmnist.h5" --split test --n "$elbo_n" \
             --json --quiet --threads 1 > "$dir/elbo.json"; then
         case $1 in
@@ -89,13 +91,13 @@ for j in $jobs; do
     m=${j%,*}; d=${j#*,}; dir=$out/$m-$d
     [ -s "$dir/result.json" ] || continue
     b=$out/bench-$m.json
-    echo "fashion-mnist $d,$m,0,$(num "$dir/elbo.json" bpd_elbo),$(num "$dir/iw.json" bpd_iw),$iw_k,$steps,$(num "$dir/time.json" seconds),$( [ -s "$b" ] && num "$b" train_step_s),$( [ -s "$b" ] && num "$b" peak_rss_mb)" >> "$csv"
+    echo "fashion-mnist $d,$m,$seed,$(num "$dir/elbo.json" bpd_elbo),$(num "$dir/iw.json" bpd_iw),$iw_k,$steps,$(num "$dir/time.json" seconds),$( [ -s "$b" ] && num "$b" train_step_s),$( [ -s "$b" ] && num "$b" peak_rss_mb)" >> "$csv"
 done
 fi
 
 awk -F, '
 NR == 1 { next }
-{ split($1, dq, " "); k = $2 "," dq[2]; e[k] = $4; w[k] = $5; t[$2] = $9; mem[$2] = $10; S = $7 }
+{ split($1, dq, " "); k = $2 "," dq[2]; e[k] = $4; w[k] = $5; t[$2] = $9; mem[$2] = $10; S = $7; seed = $3 }
 END {
     split("coupling-flow resflow resflow-half sylvester", T2, " ");
     name["coupling-flow"] = "Baseline coupling flow"; name["resflow"] = "Residual block flows";
@@ -119,7 +121,7 @@ END {
     split("sylvester sylvester-nogen sylvester-nobasis", T3, " ");
     for (i = 1; i <= 3; i++) { m = T3[i];
         printf "| %s | %s | %s | %s | %s |\n", name[m], cell(m ",variational"), p[m ",variational"], t[m], mem[m] }
-    printf "\n%d steps of 32 images per run, one seed.\n", S;
+    printf "\n%d steps of 32 images per run, seed %s.\n", S, seed;
 }
 function cell(k) { if (!(k in e)) return "-"; return sprintf("%.4f / %s", e[k], w[k] == "" ? "-" : sprintf("%.4f", w[k])) }
 ' "$csv" > "$out/table23.md"
