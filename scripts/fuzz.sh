@@ -19,14 +19,14 @@ if [ ! -f build-fuzz/build.ninja ]; then
     CC=clang-14 meson setup build-fuzz --buildtype=plain -Doptimization=1 -Dfuzz=true \
         -Dopenmp=disabled -Dtools=false -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
 fi
-ninja -C build-fuzz tests/fuzz/fuzz-checkpoint tests/fuzz/fuzz-dataset >/dev/null
+ninja -C build-fuzz tests/fuzz/fuzz-checkpoint tests/fuzz/fuzz-dataset tests/fuzz/fuzz-images >/dev/null
 # The same options as the test suite (tests/meson.build): leaks of HDF5's own
 # are suppressed, allocation failures return NULL as malloc does.
 export ASAN_OPTIONS=allocator_may_return_null=1:detect_leaks=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp
 status=0
-for t in checkpoint dataset; do
+for t in checkpoint dataset images; do
     work=build-fuzz/fuzz-$t
     rm -rf "$work"
     mkdir -p "$work/corpus"

@@ -4,6 +4,7 @@
  * an integer dataset) written through HDF5 directly as h5py would.
  * Usage: make_corpus CORPUS_DIR (the directories must exist). */
 #include <hdf5.h>
+#include <zlib.h>
 
 #include "fuzz_common.h"
 
@@ -55,6 +56,63 @@ static void foreign(const char *path)
     H5Pclose(dcpl);
     H5Pclose(lcpl);
     if (H5Fclose(f) < 0) die(path);
+}
+
+/* The image target picks its reader by the input's last byte: write the
+ * n bytes of buf and then that byte. */
+static void with_selector(const char *path, const unsigned char *buf, size_t n, int which)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || (n && fwrite(buf, 1, n, f) != n) || fputc(which, f) == EOF || fclose(f) != 0) die(path);
+}
+
+/* An IDX header (type 0x08, the given rank and dims) and then body bytes. */
+static size_t idx_bytes(unsigned char *out, int rank, const unsigned *dims, size_t body)
+{
+    size_t k = 0;
+    out[k++] = 0;
+    out[k++] = 0;
+    out[k++] = 8;
+    out[k++] = (unsigned char)rank;
+    for (int i = 0; i < rank; i++)
+        for (int s = 24; s >= 0; s -= 8) out[k++] = (unsigned char)(dims[i] >> s);
+    for (size_t i = 0; i < body; i++) out[k + i] = (unsigned char)((i * 37 + 11) % (rank == 1 ? 10 : 256));
+    return k + body;
+}
+
+static void images_corpus(fxp_ctx *ctx, const char *dir)
+{
+    char p[4096];
+    static unsigned char buf[3 * FXP_CIFAR10_RECORD];
+    /* CIFAR10: two records */
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)(i % FXP_CIFAR10_RECORD ? i * 7 : i % 10);
+    snprintf(p, sizeof p, "%s/images/cifar10-2.bin", dir);
+    with_selector(p, buf, 2 * FXP_CIFAR10_RECORD, 0);
+    /* IDX: 3 images of 4 x 5, plain and gzip, then with 3 labels appended */
+    const unsigned idims[3] = { 3, 4, 5 }, ldims[1] = { 3 };
+    size_t ni = idx_bytes(buf, 3, idims, 3 * 4 * 5);
+    snprintf(p, sizeof p, "%s/images/idx-images.bin", dir);
+    with_selector(p, buf, ni, 1);
+    size_t nl = idx_bytes(buf + ni, 1, ldims, 3);
+    snprintf(p, sizeof p, "%s/images/idx-with-labels.bin", dir);
+    with_selector(p, buf, ni + nl, 2);
+    snprintf(p, sizeof p, "%s/images/idx-images.gz", dir);
+    gzFile g = gzopen(p, "wb");
+    if (!g || gzwrite(g, buf, (unsigned)ni) != (int)ni || gzclose(g) != Z_OK) die(p);
+    FILE *f = fopen(p, "ab");
+    if (!f || fputc(1, f) == EOF || fclose(f) != 0) die(p);
+    /* HDF5: a dataset file of 1 x 4 x 4 images with labels */
+    fxp_images s[3];
+    for (int k = 0; k < 3; k++) {
+        if (fxp_images_alloc(ctx, &s[k], 2 + k, 1, 4, 4, 1) < 0) die("images");
+        for (int i = 0; i < s[k].n * 16; i++) s[k].pixels[i] = (uint8_t)(i * 13);
+        for (int i = 0; i < s[k].n; i++) s[k].labels[i] = (uint8_t)i;
+    }
+    snprintf(p, sizeof p, "%s/images/dataset.h5", dir);
+    if (fxp_image_dataset_write(ctx, p, "fashion-mnist", "corpus", &s[0], &s[1], &s[2]) < 0) die(p);
+    for (int k = 0; k < 3; k++) fxp_images_free(&s[k]);
+    f = fopen(p, "ab");
+    if (!f || fputc(3, f) == EOF || fclose(f) != 0) die(p);
 }
 
 int main(int argc, char **argv)
@@ -120,6 +178,7 @@ int main(int argc, char **argv)
         padded_copy(p, q, k);
     }
     remove(p);
+    images_corpus(ctx, argv[1]);
     fxp_optim_free(opt);
     fxp_params_free(ps);
     return 0;
