@@ -13,6 +13,9 @@
 #   datasets/reproduce-table23.sh [OUT_DIR] [STEPS] [PARALLEL_RUNS]
 #   datasets/reproduce-table23.sh --report OUT_DIR
 #
+# --report also works on the concatenated results.csv of several seeds' runs
+# (header once): the tables then give means and seed spread.
+#
 # Defaults: runs/table23, 1500 steps of 32 images, 2 runs at a time with 1
 # thread each; -ELBO on the first ELBO_N (2000) test images, IW with IW_K (20)
 # samples on the first IW_N (500).  Writes OUT_DIR/results.csv, table23.md
@@ -97,7 +100,9 @@ fi
 
 awk -F, '
 NR == 1 { next }
-{ split($1, dq, " "); k = $2 "," dq[2]; e[k] = $4; w[k] = $5; t[$2] = $9; mem[$2] = $10; S = $7; seed = $3 }
+{ split($1, dq, " "); k = $2 "," dq[2]; n[k]++; e[k] += $4; e2[k] += $4 * $4; t[$2] = $9; mem[$2] = $10
+  S = $7; if (!($3 in seen)) { seen[$3] = 1; seeds = seeds (seeds == "" ? "" : ", ") $3 }
+  if ($5 != "") { nw[k]++; w[k] += $5 } }
 END {
     split("coupling-flow resflow resflow-half sylvester", T2, " ");
     name["coupling-flow"] = "Baseline coupling flow"; name["resflow"] = "Residual block flows";
@@ -121,9 +126,14 @@ END {
     split("sylvester sylvester-nogen sylvester-nobasis", T3, " ");
     for (i = 1; i <= 3; i++) { m = T3[i];
         printf "| %s | %s | %s | %s | %s |\n", name[m], cell(m ",variational"), p[m ",variational"], t[m], mem[m] }
-    printf "\n%d steps of 32 images per run, seed %s.\n", S, seed;
+    printf "\n%d steps of 32 images per run; seeds %s (means; ± the sample standard deviation\nof the -ELBO over seeds when there are several).\n", S, seeds;
 }
-function cell(k) { if (!(k in e)) return "-"; return sprintf("%.4f / %s", e[k], w[k] == "" ? "-" : sprintf("%.4f", w[k])) }
+function cell(k,   m, sd) {
+    if (!(k in n)) return "-"
+    m = e[k] / n[k]
+    sd = n[k] > 1 ? sprintf(" ± %.3f", sqrt((e2[k] - n[k] * m * m > 0 ? e2[k] - n[k] * m * m : 0) / (n[k] - 1))) : ""
+    return sprintf("%.4f%s / %s", m, sd, nw[k] ? sprintf("%.4f", w[k] / nw[k]) : "-")
+}
 ' "$csv" > "$out/table23.md"
 cat "$out/table23.md"
 
