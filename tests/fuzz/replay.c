@@ -1,6 +1,8 @@
-/* Runs a fuzz target once on each file given (or each file of each
- * directory given): the seed corpus and the crash regression inputs are
- * exercised by the normal test suite, without libFuzzer. */
+/* Runs a fuzz target (of the library or of the flowexp tool) once on each
+ * file given, or each file of each directory given (names starting with '.'
+ * skipped): the seed corpora and the crash regression inputs are exercised by
+ * the normal test suite, without libFuzzer.  A crash or abort() fails the
+ * test. */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,7 +24,11 @@ static int run_file(const char *path)
     size_t k;
     while (buf && (k = fread(buf + n, 1, cap - n, f)) > 0) {
         n += k;
-        if (n == cap) buf = realloc(buf, cap *= 2);
+        if (n == cap) {
+            uint8_t *b = realloc(buf, cap *= 2);
+            if (!b) free(buf);
+            buf = b;
+        }
     }
     fclose(f);
     if (!buf) return 1;
