@@ -24,12 +24,9 @@
 set -eu
 case ${FLOWEXP:-/} in /*) ;; *) FLOWEXP=$PWD/$FLOWEXP;; esac
 cd "$(dirname "$0")/.."
-report=0
-if [ "${1:-}" = --report ]; then
-    report=1
-    shift
-    [ -s "${1:-}/results.csv" ] || { echo "reproduce-table23: no ${1:-OUT_DIR}/results.csv" >&2; exit 2; }
-fi
+. datasets/reproduce-common.sh
+reproduce_report reproduce-table23 "$@"
+[ "$report" -eq 0 ] || shift
 out=${1:-runs/table23}
 steps=${2:-1500}
 parallel=${3:-2}
@@ -38,7 +35,7 @@ iw_k=${IW_K:-20}
 iw_n=${IW_N:-500}
 seed=${SEED:-0}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-if [ -n "${FLOWEXP:-}" ]; then F=$FLOWEXP; else scripts/setup.sh; F=build/tools/flowexp/flowexp; fi
+reproduce_flowexp
 mkdir -p "$out"
 csv=$out/results.csv
 jobs="coupling-flow,uniform coupling-flow,variational resflow,uniform resflow,variational

@@ -19,21 +19,13 @@
 set -eu
 case ${FLOWEXP:-/} in /*) ;; *) FLOWEXP=$PWD/$FLOWEXP;; esac
 cd "$(dirname "$0")/.."
-report=0
-if [ "${1:-}" = --report ]; then
-    report=1
-    shift
-    [ -s "${1:-}/results.csv" ] || { echo "reproduce-table4: no ${1:-OUT_DIR}/results.csv" >&2; exit 2; }
-fi
+. datasets/reproduce-common.sh
+reproduce_report reproduce-table4 "$@"
+[ "$report" -eq 0 ] || shift
 out=${1:-runs/table4}
 seconds=${2:-290}
 parallel=${3:-2}
-if [ -n "${FLOWEXP:-}" ]; then
-    F=$FLOWEXP
-else
-    scripts/setup.sh
-    F=build/tools/flowexp/flowexp
-fi
+reproduce_flowexp
 mkdir -p "$out"
 datasets="mog4 mog9 mog16 ring"
 models="coupling gnf gnf-gce"
