@@ -15,48 +15,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_conv_cases.h"
 #include "bench_util.h"
 #include "blas/blas.h"
 #include "core/internal.h"
-
-typedef struct conv_case {
-    fxp_ctx *ctx;
-    fxp_tape *tape;
-    fxp_tensor x, k;
-    float *y;
-    int b, c, h, w;
-} conv_case;
 
 static void die(const char *what)
 {
     fprintf(stderr, "bench_expm: %s: %s\n", what, fxp_last_error());
     exit(1);
-}
-
-static void conv_fwd(void *p)
-{
-    conv_case *c = p;
-    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->w, 3, 3, 6, 0) < 0)
-        die("conv fwd");
-}
-
-static void conv_inv(void *p)
-{
-    conv_case *c = p;
-    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->w, 3, 3, 13, 1) < 0)
-        die("conv inverse");
-}
-
-static void conv_fwdbwd(void *p)
-{
-    conv_case *c = p;
-    fxp_var *vx, *vk, *y, *l;
-    fxp_tape_reset(c->tape);
-    fxp_expm_opts o = fxp_expm_fixed(6);
-    if (fxp_tape_input(c->tape, &vx, &c->x, 1) < 0 || fxp_tape_input(c->tape, &vk, &c->k, 1) < 0 ||
-        fxp_expm_conv(c->tape, &y, vx, vk, FXP_PAD_ZERO, 0, &o, NULL) < 0 ||
-        fxp_sum(c->tape, &l, y, FXP_AXES_ALL, 0) < 0 || fxp_tape_backward(c->tape, l, NULL) < 0)
-        die("conv fwd+bwd");
 }
 
 typedef struct graph_case {

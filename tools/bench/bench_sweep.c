@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_conv_cases.h"
 #include "bench_util.h"
 #include "blas/blas.h"
 #include "core/internal.h"
@@ -38,53 +39,17 @@ static int sweep_conv_batch(int c, int h)
     return b < 1 ? 1 : b > 64 ? 64 : b;
 }
 
-typedef struct conv_case {
-    fxp_ctx *ctx;
-    fxp_tape *tape;
-    fxp_tensor x, k;
-    float *y;
-    int b, c, h;
-} conv_case;
-
 static void die(const char *what)
 {
     fprintf(stderr, "bench_sweep: %s: %s\n", what, fxp_last_error());
     exit(1);
 }
 
-static void conv_fwd(void *p)
-{
-    conv_case *c = p;
-    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 6,
-                         0) < 0)
-        die("conv fwd");
-}
-
-static void conv_inv(void *p)
-{
-    conv_case *c = p;
-    if (fxp_conv_exp_ctx(c->ctx, c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 13,
-                         1) < 0)
-        die("conv inverse");
-}
-
 static void conv_raw(void *p)
 {
     conv_case *c = p;
-    if (fxp_conv_exp(c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->h, 3, 3, 6, 0) < 0)
+    if (fxp_conv_exp(c->x.data, c->y, c->k.data, c->b, c->c, c->h, c->w, 3, 3, 6, 0) < 0)
         die("conv raw");
-}
-
-static void conv_fwdbwd(void *p)
-{
-    conv_case *c = p;
-    fxp_var *vx, *vk, *y, *l;
-    fxp_tape_reset(c->tape);
-    fxp_expm_opts o = fxp_expm_fixed(6);
-    if (fxp_tape_input(c->tape, &vx, &c->x, 1) < 0 || fxp_tape_input(c->tape, &vk, &c->k, 1) < 0 ||
-        fxp_expm_conv(c->tape, &y, vx, vk, FXP_PAD_ZERO, 0, &o, NULL) < 0 ||
-        fxp_sum(c->tape, &l, y, FXP_AXES_ALL, 0) < 0 || fxp_tape_backward(c->tape, l, NULL) < 0)
-        die("conv fwd+bwd");
 }
 
 typedef struct graph_case {
@@ -152,7 +117,7 @@ static void run_conv(fxp_ctx *ctx, int threads, const char *group, double min_ti
             /* the raw-buffer path on the small cases, where per-call set-up shows */
             const int do_raw = raw && (size_t)b * c * h * h <= 65536;
             if (!fwd && !inv && !fb && !do_raw) continue;
-            conv_case cc = { ctx, NULL, { 0 }, { 0 }, NULL, b, c, h };
+            conv_case cc = { ctx, NULL, { 0 }, { 0 }, NULL, b, c, h, h };
             const int xs[4] = { b, c, h, h }, ks[4] = { c, c, 3, 3 };
             if (fxp_tensor_alloc(NULL, &cc.x, 4, xs) < 0 ||
                 fxp_tensor_alloc(NULL, &cc.k, 4, ks) < 0 ||
